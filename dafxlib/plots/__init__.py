@@ -1,0 +1,1 @@
+"""Figure functions, one module per pipeline stage, one visual style (:mod:`.style`)."""

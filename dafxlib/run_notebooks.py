@@ -1,0 +1,140 @@
+"""Execute the numbered notebooks with papermill under a profile, then build the report.
+
+``python -m dafxlib.run_notebooks --profile smoke [--only 02] [--from 03] [--set vae.epochs=3]``
+
+- Notebooks run in order 01..06; one that does not exist yet is skipped with a message.
+- Executed copies go to ``report/notebooks/`` for the canonical (default) profile and to
+  ``build/<profile>/notebooks/`` otherwise.
+- The run stops at the first failing notebook, naming it and the failing cell.
+- One line per notebook with its wall time, then the total; wall times go to provenance.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import paths, report
+from .config import get_profile, parse_overrides
+from .errors import ConfigError
+
+STAGES = ("01", "02", "03", "04", "05", "06")
+KERNEL = "dafx"
+
+
+def notebook_for(stage: str) -> Path | None:
+    found = sorted((paths.repo_root() / "notebooks").glob(f"{stage}_*.ipynb"))
+    return found[0] if found else None
+
+
+def executed_dir(profile: str) -> Path:
+    base = paths.report_dir(profile) if profile == paths.CANONICAL_PROFILE else paths.build_dir(profile)
+    d = base / "notebooks"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def select_stages(only: list[str] | None, start: str | None) -> list[str]:
+    for s in (only or []) + ([start] if start else []):
+        if s not in STAGES:
+            raise ConfigError(f"unknown notebook number {s!r}; valid: {', '.join(STAGES)}")
+    if only:
+        return [s for s in STAGES if s in only]
+    if start:
+        return [s for s in STAGES if s >= start]
+    return list(STAGES)
+
+
+def _failing_cell(exc) -> str:
+    cell = getattr(exc, "exec_count", None)
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    return f"{where}: {ename}: {str(evalue).splitlines()[0] if evalue else ''}"
+
+
+def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> int:
+    import papermill as pm
+
+    get_profile(profile_name, overrides)  # fail fast on a bad profile or override key
+    out_dir = executed_dir(profile_name)
+    total = 0.0
+    for stage in stages:
+        nb = notebook_for(stage)
+        if nb is None:
+            log(f"{stage}  skipped: notebooks/{stage}_*.ipynb does not exist yet")
+            continue
+        report.clear_notebook_outputs(profile_name, nb.stem)
+        out = out_dir / nb.name
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb), str(out), parameters={"PROFILE": profile_name, "OVERRIDES": overrides},
+                kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False, log_output=False,
+            )
+        except Exception as exc:  # papermill raises PapermillExecutionError with the cell
+            wall = time.perf_counter() - t0
+            report.record_notebook_time(profile_name, nb.stem, wall, status="failed")
+            log(f"{nb.stem:<22} FAILED after {wall:7.1f} s in {_failing_cell(exc)}")
+            log(f"  executed copy with the traceback: {out}")
+            return 1
+        wall = time.perf_counter() - t0
+        total += wall
+        report.record_notebook_time(profile_name, nb.stem, wall)
+        log(f"{nb.stem:<22} {wall:7.1f} s")
+    log(f"{'total':<22} {total:7.1f} s")
+    return 0
+
+
+def build_report(profile_name: str, *, log=print) -> None:
+    try:
+        from .document import build_report as _build
+    except ImportError:
+        _build = None
+    if _build is not None:
+        outputs = _build(profile_name)
+        log("report: " + ", ".join(str(p) for p in outputs))
+        return
+    # Stub until the report template exists: list what the run produced, and say so.
+    nums = report.load_numbers(profile_name)
+    figs = sorted(p.name for p in paths.figures_dir(profile_name).glob("*.png"))
+    lines = ["# dafxlib report (stub)", "",
+             "This is a stub report: the template arrives with the evaluation stage.", "",
+             "## Numbers", ""] + [f"- `{k}`: {v}" for k, v in sorted(nums.items())] + \
+            ["", "## Figures", ""] + [f"- {f}" for f in figs]
+    from .io import write_text
+
+    path = paths.report_dir(profile_name) / "report.md"
+    write_text(path, "\n".join(lines) + "\n")
+    log(f"report (stub): {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="run_all.sh", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--only", action="append", metavar="NN", help="run only this notebook (repeatable)")
+    ap.add_argument("--from", dest="start", metavar="NN", help="run from this notebook on")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a profile field, e.g. vae.epochs=3 (repeatable)")
+    ap.add_argument("--no-report", action="store_true", help="do not build the report")
+    args = ap.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.set)
+        get_profile(args.profile, overrides)
+        stages = select_stages(args.only, args.start)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    print(f"profile {args.profile}; notebooks {' '.join(stages)}; outputs in {paths.output_dir(args.profile)}")
+    rc = run(args.profile, stages, overrides)
+    if rc == 0 and not args.no_report:
+        build_report(args.profile)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

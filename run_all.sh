@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Regenerate the whole study: set up the environment if needed, execute notebooks 01-06
+# with papermill under a profile, then build the report.
+#
+#   ./run_all.sh                      # default profile: the canonical run (figures/, report/)
+#   ./run_all.sh --profile smoke      # whole pipeline in a few minutes (outputs in build/smoke/)
+#   ./run_all.sh --only 02            # one notebook;  --from 03: from a notebook on
+#   ./run_all.sh --set vae.epochs=3   # override a profile field (repeatable)
+#   ./run_all.sh --setup-only         # only create/refresh the environment and the kernel
+#
+# Uses an active conda environment when one is active (see environment.yml), otherwise a
+# local virtual environment in .venv/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+setup_only=0
+args=()
+for a in "$@"; do
+  if [[ "$a" == "--setup-only" ]]; then setup_only=1; else args+=("$a"); fi
+done
+
+find_python() {
+  for cand in python3.11 python3 python; do
+    if command -v "$cand" >/dev/null 2>&1 &&
+       "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      echo "$cand"; return 0
+    fi
+  done
+  echo "error: Python 3.11 is required (python3.11 not found on PATH)" >&2
+  return 1
+}
+
+if [[ -n "${CONDA_PREFIX:-}" && -x "${CONDA_PREFIX}/bin/python" ]] &&
+   "${CONDA_PREFIX}/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+  PY="${CONDA_PREFIX}/bin/python"
+  ENV_DIR="${CONDA_PREFIX}"
+else
+  ENV_DIR=".venv"
+  if [[ ! -x "$ENV_DIR/bin/python" ]]; then
+    echo "setup: creating virtual environment in $ENV_DIR"
+    "$(find_python)" -m venv "$ENV_DIR"
+  fi
+  PY="$ENV_DIR/bin/python"
+fi
+
+# Install only when pyproject.toml changed since the last install (stamp holds its hash).
+stamp="$ENV_DIR/.dafxlib-installed"
+want=$(sha1sum pyproject.toml | cut -d' ' -f1)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]] || ! "$PY" -c 'import dafxlib' 2>/dev/null; then
+  echo "setup: installing dafxlib and its pinned dependencies into $ENV_DIR"
+  # torch first and pinned: pip then takes the local CPU wheel instead of a CUDA build.
+  "$PY" -m pip install --quiet "torch==2.13.0"
+  "$PY" -m pip install --quiet -e ".[test]"
+  echo "$want" > "$stamp"
+fi
+if [[ ! -d "$ENV_DIR/share/jupyter/kernels/dafx" ]]; then
+  echo "setup: registering the Jupyter kernel 'dafx'"
+  "$PY" -m ipykernel install --sys-prefix --name dafx --display-name "Python (dafx)" >/dev/null
+fi
+export PATH="$(cd "$(dirname "$PY")" && pwd):$PATH"
+export MPLBACKEND="${MPLBACKEND:-Agg}" PYTHONHASHSEED=0
+
+if (( setup_only )); then
+  echo "setup: ready ($PY)"
+  exit 0
+fi
+exec "$PY" -m dafxlib.run_notebooks ${args[@]+"${args[@]}"}

@@ -1,0 +1,90 @@
+"""Provenance: figures and numbers carry their maker; writes are atomic; bad keys rejected."""
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+from dafxlib import io, report
+from dafxlib.errors import DafxError
+
+
+@pytest.fixture()
+def outdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAFX_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("DAFX_BUILD_DIR", str(tmp_path / "build"))
+    return tmp_path / "out"
+
+
+def test_record_number_carries_provenance(outdir):
+    report.start_notebook("01_data", "smoke")
+    report.record_number("data.speech.n_clips", 12)
+    report.record_numbers("data.music", {"n_clips": 3, "mean_lufs": float("nan")})
+    raw = json.loads((outdir / "report" / "numbers.json").read_text())
+    e = raw["data.speech.n_clips"]
+    assert e["value"] == 12 and e["notebook"] == "01_data" and e["profile"] == "smoke"
+    assert {"seed", "commit", "time"} <= set(e)
+    assert raw["data.music.mean_lufs"]["value"] is None  # NaN is not valid JSON
+    assert report.load_numbers("smoke")["data.music.n_clips"] == 3
+    prov = report.load_provenance("smoke")
+    assert prov["numbers"]["data.speech.n_clips"]["notebook"] == "01_data"
+
+
+def test_bad_keys_and_names_are_rejected(outdir):
+    report.start_notebook("01_data", "smoke")
+    for key in ("Data.Speech", "nodots", "data..x", "data.speech-n"):
+        with pytest.raises(DafxError):
+            report.record_number(key, 1)
+    fig = plt.figure()
+    with pytest.raises(DafxError):
+        report.save_figure(fig, "corpus")
+    with pytest.raises(DafxError):
+        report.save_figure(fig, "02_wrong_notebook")
+    plt.close(fig)
+
+
+def test_save_figure_writes_png_and_vector(outdir):
+    report.start_notebook("01_data", "smoke")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    png = report.save_figure(fig, "01_test_line")
+    plt.close(fig)
+    assert png.exists() and png.with_suffix(".svg").exists()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    prov = report.load_provenance("smoke")
+    assert prov["figures"]["01_test_line"]["notebook"] == "01_data"
+
+
+def test_notebook_time_and_machine(outdir):
+    report.record_notebook_time("smoke", "01_data", 3.21)
+    prov = report.load_provenance("smoke")
+    assert prov["notebooks"]["01_data"]["wall_s"] == 3.21
+    assert prov["machine"]["cpus"] >= 1
+
+
+def test_clear_notebook_outputs_removes_only_that_notebook(outdir):
+    report.start_notebook("01_data", "smoke")
+    report.record_number("data.a.x", 1)
+    report.start_notebook("02_vae_training", "smoke")
+    report.record_number("vae.a.x", 2)
+    report.clear_notebook_outputs("smoke", "01_data")
+    assert report.load_numbers("smoke") == {"vae.a.x": 2}
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.json"
+    io.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half written")
+            raise RuntimeError("killed")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_no_context_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(report, "_CURRENT", None)
+    with pytest.raises(DafxError, match="start_notebook"):
+        report.record_number("a.b", 1)
