@@ -1,0 +1,171 @@
+"""Figures that show what the effects do (notebook 01).
+
+* :func:`effect_spectrograms`: one clip through each effect at a few settings.
+* :func:`effect_sweep`: one knob at a time (others at their defaults), as a grid of small
+  spectrograms or as descriptor curves (level, spectral centroid, distance from the dry clip).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..effects.base import Effect
+from ..errors import EffectError
+
+try:
+    from .style import EFFECT_COLORS, new_figure
+except ImportError:  # pragma: no cover - the style module is optional
+    import matplotlib.pyplot as plt
+
+    EFFECT_COLORS: dict[str, str] = {}
+
+    def new_figure(nrows=1, ncols=1, *, width=7.0, row_height=2.6, **kw):
+        kw.setdefault("constrained_layout", True)
+        return plt.subplots(nrows, ncols, figsize=(width, row_height * nrows), squeeze=False, **kw)
+
+
+def _spec_db(x: np.ndarray, sr: int, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from scipy import signal
+
+    f, t, z = signal.stft(x.astype(np.float64), sr, nperseg=n_fft, noverlap=n_fft - hop, boundary=None)
+    return f, t, 20.0 * np.log10(np.abs(z) + 1e-9)
+
+
+def _params_for(effect: Effect, setting) -> tuple[np.ndarray, str]:
+    """Normalised parameters and a short label for one setting."""
+    if isinstance(setting, str):
+        if setting != "default":
+            raise EffectError(f"unknown setting {setting!r}: use 'default', a number in [0, 1], a vector or a dict")
+        return effect.defaults01(), "defaults"
+    if isinstance(setting, Mapping):
+        own = {k: v for k, v in setting.items() if k in effect.param_names}
+        p = effect.validate_params(own)
+        return p, (", ".join(f"{k}={float(v):.2f}" for k, v in own.items()) or "defaults")
+    arr = np.asarray(setting, dtype=np.float64)
+    if arr.ndim == 0:
+        return effect.validate_params(np.full(effect.n_params, float(arr))), f"all knobs {float(arr):.2f}"
+    return effect.validate_params(arr), "p=[" + " ".join(f"{v:.1f}" for v in arr) + "]"
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(10.0 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
+
+
+def _show(ax, f, t, s, vmin, vmax, sr):
+    ax.imshow(s, origin="lower", aspect="auto", extent=(t[0], t[-1], f[0] / 1000, f[-1] / 1000),
+              vmin=vmin, vmax=vmax, cmap="magma", interpolation="nearest")
+    ax.set_ylim(0, sr / 2000)
+
+
+def effect_spectrograms(clip: np.ndarray, sr: int, effects: Mapping[str, Effect] | Sequence[Effect],
+                        settings: Sequence = (0.2, "default", 0.8), *, n_fft: int = 512, hop: int = 128,
+                        dynamic_range_db: float = 80.0):
+    """One clip through each effect at a few settings, as log-magnitude spectrograms.
+
+    ``settings``: each a number (every knob set to it), ``"default"``, a parameter vector
+    or a dict of named knobs (each effect takes the names it has; the rest stay default).
+    The top-left panel is the dry clip; each panel title gives the output level change.
+    Returns the matplotlib Figure.
+    """
+    fx = list(effects.values()) if isinstance(effects, Mapping) else list(effects)
+    if not fx:
+        raise EffectError("effect_spectrograms needs at least one effect")
+    clip = np.asarray(clip, dtype=np.float32).reshape(-1)
+    settings = list(settings)
+    known = {n for e in fx for n in e.param_names}
+    for s in settings:
+        if isinstance(s, Mapping) and set(s) - known:
+            raise EffectError(f"setting names unknown parameter(s) {sorted(set(s) - known)}; known: {sorted(known)}")
+    n_cols = max(1, len(settings))
+    fig, axes = new_figure(len(fx) + 1, n_cols, width=2.3 * n_cols + 0.6, row_height=1.35, sharex=True, sharey=True)
+    f, t, dry = _spec_db(clip, sr, n_fft, hop)
+    vmax = float(dry.max()) + 6.0
+    vmin = vmax - dynamic_range_db
+    dry_db = _rms_db(clip)
+    _show(axes[0, 0], f, t, dry, vmin, vmax, sr)
+    axes[0, 0].set_title(f"dry input ({dry_db:.0f} dBFS rms)")
+    for ax in axes[0, 1:]:
+        ax.axis("off")
+    for r, e in enumerate(fx, start=1):
+        for c, s in enumerate(settings):
+            p, label = _params_for(e, s)
+            y = e.process(clip, sr, p)
+            _, _, spec = _spec_db(y, sr, n_fft, hop)
+            ax = axes[r, c]
+            _show(ax, f, t, spec, vmin, vmax, sr)
+            ax.set_title(f"{e.name}: {label} ({_rms_db(y) - dry_db:+.1f} dB)", fontsize=8,
+                         color=EFFECT_COLORS.get(e.key, "black"))
+        axes[r, 0].set_ylabel("kHz")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    return fig
+
+
+def _descriptors(y: np.ndarray, dry: np.ndarray, sr: int) -> dict[str, float]:
+    from scipy import signal
+
+    _, _, zy = signal.stft(y.astype(np.float64), sr, nperseg=1024)
+    _, _, zx = signal.stft(dry.astype(np.float64), sr, nperseg=1024)
+    mag = np.abs(zy)
+    freqs = np.linspace(0, sr / 2, mag.shape[0])
+    centroid = float((freqs[:, None] * mag).sum() / (mag.sum() + 1e-12))
+    lsd = float(np.sqrt(np.mean((20 * np.log10(mag + 1e-6) - 20 * np.log10(np.abs(zx) + 1e-6)) ** 2)))
+    return {"level change (dB)": _rms_db(y) - _rms_db(dry), "spectral centroid (kHz)": centroid / 1000,
+            "log-spectral distance to dry (dB)": lsd}
+
+
+def effect_sweep(effect: Effect, clip: np.ndarray, sr: int, n: int = 5, *, kind: str = "grid",
+                 n_fft: int = 512, hop: int = 128, dynamic_range_db: float = 80.0):
+    """What each knob does: sweep one parameter over ``n`` values in [0, 1], others at defaults.
+
+    ``kind="grid"``: rows = parameters, columns = values, small spectrograms.
+    ``kind="curves"``: one panel per descriptor (level change, spectral centroid, log-spectral
+    distance to the dry clip), one line per parameter against its normalised value.
+    Returns the matplotlib Figure.
+    """
+    if n < 2:
+        raise EffectError("effect_sweep needs n >= 2 values per parameter")
+    if kind not in ("grid", "curves"):
+        raise EffectError(f"kind must be 'grid' or 'curves', got {kind!r}")
+    clip = np.asarray(clip, dtype=np.float32).reshape(-1)
+    values = np.linspace(0.0, 1.0, n)
+    base = effect.defaults01()
+    renders: list[list[np.ndarray]] = []
+    for j in range(effect.n_params):
+        row = []
+        for v in values:
+            p = base.copy()
+            p[j] = v
+            row.append(effect.process(clip, sr, p))
+        renders.append(row)
+    if kind == "grid":
+        fig, axes = new_figure(effect.n_params, n, width=1.6 * n + 0.8, row_height=1.0, sharex=True, sharey=True)
+        f, t, dry = _spec_db(clip, sr, n_fft, hop)
+        vmax = float(dry.max()) + 6.0
+        for j, spec in enumerate(effect.specs):
+            for c, (v, y) in enumerate(zip(values, renders[j])):
+                ax = axes[j, c]
+                _, _, s = _spec_db(y, sr, n_fft, hop)
+                _show(ax, f, t, s, vmax - dynamic_range_db, vmax, sr)
+                raw = spec.to_raw(v)
+                ax.set_title(f"{raw:.3g} {spec.unit}".strip(), fontsize=7)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[j, 0].set_ylabel(spec.name, fontsize=8, rotation=0, ha="right", va="center")
+        fig.suptitle(f"{effect.name} ({effect.backend}): one knob at a time, others at defaults", fontsize=9)
+        return fig
+    desc = [[_descriptors(y, clip, sr) for y in row] for row in renders]
+    names = list(desc[0][0])
+    fig, axes = new_figure(1, len(names), width=3.0 * len(names), row_height=2.8)
+    cmap = __import__("matplotlib").colormaps["tab10"]
+    for k, dname in enumerate(names):
+        ax = axes[0, k]
+        for j, spec in enumerate(effect.specs):
+            ax.plot(values, [d[dname] for d in desc[j]], marker="o", ms=3, color=cmap(j % 10), label=spec.name)
+        ax.set_xlabel("normalised value")
+        ax.set_title(dname)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside right upper")
+    fig.suptitle(f"{effect.name} ({effect.backend}): one knob at a time, others at defaults", fontsize=9)
+    return fig

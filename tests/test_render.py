@@ -1,0 +1,152 @@
+"""RenderPool: parallel results equal serial ones; bad renders are reported, bad input raises."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dafxlib.effects import ALL, get_effect
+from dafxlib.effects.mda import mda_available
+from dafxlib.effects.testing import FaultyEffect, probe_clip
+from dafxlib.errors import EffectError
+from dafxlib.render import RenderPool, RenderResult, render_batch
+
+SR = 24_000
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return np.stack([probe_clip(SR, 0.25, seed=s) for s in range(6)])
+
+
+def serial(effect, audios, params):
+    return np.stack([effect.process(a, SR, p) for a, p in zip(audios, params)])
+
+
+@pytest.mark.parametrize("key", ALL)
+def test_thread_pool_matches_serial(key, batch):
+    e = get_effect(key)
+    params = np.random.default_rng(0).random((len(batch), e.n_params))
+    with RenderPool(e, SR, workers=2) as pool:
+        assert pool.mode == "thread"
+        first = pool.render(batch, params)
+        second = pool.render(batch[::-1], params[::-1])  # reused across calls, other order
+    assert isinstance(first, RenderResult) and first.failed == [] and first.ok.all()
+    expect = serial(e, batch, params)
+    assert first.audio.dtype == np.float32 and first.audio.shape == batch.shape
+    assert np.array_equal(first.audio, expect)
+    assert np.array_equal(second.audio[::-1], expect)
+
+
+def test_serial_mode_and_render_batch(batch):
+    e = get_effect("overdrive")
+    params = np.random.default_rng(1).random((len(batch), e.n_params))
+    r = render_batch(e, batch, params, SR, workers=1)
+    assert np.array_equal(r.audio, serial(e, batch, params))
+    # one parameter row broadcasts over the batch; a list of clips is accepted
+    r2 = render_batch(e, list(batch), params[0], SR, workers=2)
+    assert np.array_equal(r2.audio, serial(e, batch, np.tile(params[0], (len(batch), 1))))
+
+
+def test_bad_arguments_raise(batch):
+    e = get_effect("delay")
+    p = np.full((len(batch), e.n_params), 0.5)
+    with RenderPool(e, SR, workers=2) as pool:
+        with pytest.raises(EffectError, match="batch, samples"):
+            pool.render(batch[0], p[:1])
+        with pytest.raises(EffectError, match="expected 5 parameters"):
+            pool.render(batch, p[:, :3])
+        with pytest.raises(EffectError, match="shape"):
+            pool.render(batch, p[:2])
+        bad = p.copy()
+        bad[3, 1] = 1.5
+        with pytest.raises(EffectError, match=r"rows \[3\]"):
+            pool.render(batch, bad)
+        nan_audio = batch.copy()
+        nan_audio[2, 5] = np.nan
+        with pytest.raises(EffectError, match=r"clips \[2\]"):
+            pool.render(nan_audio, p)
+        with pytest.raises(EffectError, match="same length"):
+            pool.render([batch[0], batch[1][:100]], p[:2])
+    with pytest.raises(EffectError, match="closed"):
+        pool.render(batch, p)
+    with pytest.raises(EffectError):
+        RenderPool(e, 24000.5)
+    with pytest.raises(EffectError):
+        RenderPool(e, SR, workers=0)
+
+
+@pytest.mark.parametrize("fault,reason", [("raise", "exception: RuntimeError"), ("nan", "non-finite"),
+                                          ("silent", "silent output")])
+def test_bad_items_reported_in_threads(fault, reason, batch):
+    e = FaultyEffect(fault, process=False)
+    params = np.zeros((len(batch), 2))
+    params[:, 0] = 0.5  # 0 dB
+    params[[1, 4], 1] = 1.0  # trigger the fault on items 1 and 4
+    with RenderPool(e, SR, workers=2) as pool:
+        r = pool.render(batch, params)
+    assert [i for i, _ in r.failed] == [1, 4] and all(reason in why for _, why in r.failed)
+    assert r.ok.tolist() == [True, False, True, True, False, True]
+    assert not r.audio[[1, 4]].any()
+    np.testing.assert_array_equal(r.audio[r.ok], batch[r.ok])
+    with pytest.raises(EffectError, match="2 of 6 renders failed"):
+        r.raise_if_failed()
+
+
+def test_silent_input_is_not_a_failure(batch):
+    e = FaultyEffect("silent", process=False)
+    audio = batch.copy()
+    audio[0] = 0.0
+    r = render_batch(e, audio, np.array([0.5, 1.0]), SR, workers=1)
+    assert [i for i, _ in r.failed] == [1, 2, 3, 4, 5]
+
+
+def test_process_pool_survives_crashes(batch):
+    """A worker that aborts (SIGABRT) or segfaults fails only its item; the pool goes on."""
+    e = FaultyEffect("abort")
+    params = np.zeros((len(batch), 2))
+    params[:, 0] = np.linspace(0, 1, len(batch))
+    params[[0, 4], 1] = 1.0
+    with RenderPool(e, SR, workers=2) as pool:
+        assert pool.mode == "process"
+        r = pool.render(batch, params)
+        assert [i for i, _ in r.failed] == [0, 4]
+        assert all("crashed (SIGABRT)" in why for _, why in r.failed)
+        good = np.ones(len(batch), bool)
+        good[[0, 4]] = False
+        assert np.array_equal(r.audio[good], serial(e, batch[good], params[good]))
+        assert pool.restarts >= 2
+        # still usable, with fresh workers
+        ok_params = params.copy()
+        ok_params[:, 1] = 0.0
+        r2 = pool.render(batch, ok_params)
+        assert r2.failed == [] and np.array_equal(r2.audio, serial(e, batch, ok_params))
+
+
+def test_process_pool_segfault_and_exceptions(batch):
+    params = np.zeros((3, 2))
+    params[1, 1] = 1.0
+    r = render_batch(FaultyEffect("segfault"), batch[:3], params, SR, workers=1)
+    assert [i for i, _ in r.failed] == [1] and "SIGSEGV" in r.failed[0][1]
+    assert r.ok.tolist() == [True, False, True]
+    r = render_batch(FaultyEffect("raise"), batch[:3], params, SR, workers=1, mode="process")
+    assert r.failed == [(1, "exception: RuntimeError: injected failure")]
+
+
+def test_process_pool_timeout(batch):
+    params = np.zeros((2, 2))
+    params[0, 1] = 1.0
+    r = render_batch(FaultyEffect("hang"), batch[:2], params, SR, workers=1, item_timeout=2.0)
+    assert [i for i, _ in r.failed] == [0] and "timeout" in r.failed[0][1]
+    assert r.ok.tolist() == [False, True]
+
+
+@pytest.mark.skipif(not mda_available(), reason="Debian's mda-lv2 plugins are not installed")
+def test_lv2_process_pool_matches_serial(batch):
+    e = get_effect("delay", "mda")
+    params = np.random.default_rng(2).random((len(batch), e.n_params))
+    with RenderPool(e, SR, workers=2) as pool:
+        assert pool.mode == "process"
+        r = pool.render(batch, params)
+        r2 = pool.render(batch, params)
+    assert r.failed == []
+    assert np.array_equal(r.audio, serial(e, batch, params)) and np.array_equal(r2.audio, r.audio)
