@@ -324,3 +324,12 @@ __all__ = [
     "is_silent", "frame_rms_db", "active_mask", "active_fraction", "trim_silence", "fade",
     "segment", "fit_length", "validate_audio",
 ]
+
+
+def player(audio, sample_rate: int):
+    """An IPython audio player that keeps the clip's level (scaled down only if it would clip)."""
+    from IPython.display import Audio
+
+    a = np.asarray(audio, dtype=np.float32)
+    peak = float(np.max(np.abs(a))) if a.size else 0.0
+    return Audio(a / peak if peak > 1.0 else a, rate=int(sample_rate), normalize=False)

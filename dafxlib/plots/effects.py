@@ -169,3 +169,32 @@ def effect_sweep(effect: Effect, clip: np.ndarray, sr: int, n: int = 5, *, kind:
     fig.legend(handles, labels, fontsize=7, loc="outside right upper")
     fig.suptitle(f"{effect.name} ({effect.backend}): one knob at a time, others at defaults", fontsize=9)
     return fig
+
+
+def example_structure(examples, i: int = 0, *, n_fft: int = 512, hop: int = 128,
+                      dynamic_range_db: float = 80.0):
+    """One training example: x (clean A), y (effected A), y_ref (effected B) and its p.
+
+    ``examples`` is a :class:`dafxlib.pairs.Examples`; the right panel shows the normalised
+    parameters that rendered both y and y_ref.
+    """
+    sr = int(examples.sample_rate)
+    x, y, y_ref, p = examples.x[i], examples.y[i], examples.y_ref[i], examples.p[i]
+    specs = [_spec_db(a, sr, n_fft, hop) for a in (x, y, y_ref)]
+    vmax = max(s[2].max() for s in specs)
+    fig, axes = new_figure(1, 4, width=10.0, row_height=2.4)
+    titles = ("x = clean half A (input)", "y = effected half A (target)",
+              "y_ref = effected half B (reference)")
+    for ax, (f, t, s), title in zip(axes[0], specs, titles):
+        _show(ax, f, t, s, vmax - dynamic_range_db, vmax, sr)
+        ax.set_title(title)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("kHz")
+    ax = axes[0][3]
+    names = list(examples.param_names) or [str(k) for k in range(len(p))]
+    ax.barh(range(len(p)), p, color=EFFECT_COLORS.get(examples.effect, "#555555"))
+    ax.set_yticks(range(len(p)), names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_title(f"p ({examples.effect}, normalised)")
+    return fig
