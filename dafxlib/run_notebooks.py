@@ -88,27 +88,22 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
     return 0
 
 
-def build_report(profile_name: str, *, log=print) -> None:
-    try:
-        from .document import build_report as _build
-    except ImportError:
-        _build = None
-    if _build is not None:
-        outputs = _build(profile_name)
-        log("report: " + ", ".join(str(p) for p in outputs))
-        return
-    # Stub until the report template exists: list what the run produced, and say so.
-    nums = report.load_numbers(profile_name)
-    figs = sorted(p.name for p in paths.figures_dir(profile_name).glob("*.png"))
-    lines = ["# dafxlib report (stub)", "",
-             "This is a stub report: the template arrives with the evaluation stage.", "",
-             "## Numbers", ""] + [f"- `{k}`: {v}" for k, v in sorted(nums.items())] + \
-            ["", "## Figures", ""] + [f"- {f}" for f in figs]
-    from .io import write_text
+def build_report(profile_name: str, *, partial: bool = False, log=print) -> int:
+    """Render report.md/html (and PDF where pandoc+LaTeX exist).
 
-    path = paths.report_dir(profile_name) / "report.md"
-    write_text(path, "\n".join(lines) + "\n")
-    log(f"report (stub): {path}")
+    After a full run every figure and number the template names must exist (strict); after
+    a partial run (--only/--from) gaps are rendered as visible MISSING markers instead.
+    """
+    from .document import build_report as _build
+    from .errors import MissingArtifactError
+
+    try:
+        outputs = _build(profile_name, allow_missing=partial, log=lambda *a: None)
+    except MissingArtifactError as exc:
+        log(f"report FAILED: {exc}")
+        return 1
+    log("report: " + ", ".join(str(p) for p in outputs))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {args.profile}; notebooks {' '.join(stages)}; outputs in {paths.output_dir(args.profile)}")
     rc = run(args.profile, stages, overrides)
     if rc == 0 and not args.no_report:
-        build_report(args.profile)
+        rc = build_report(args.profile, partial=len(stages) < len(STAGES))
     return rc
 
 

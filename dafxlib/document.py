@@ -1,0 +1,493 @@
+"""Render the report: ``report/template.md`` + numbers.json + figures/ -> report.md/.html/.pdf.
+
+``python -m dafxlib.document --profile smoke [--allow-missing] [--no-pdf]``
+
+Placeholder syntax (double braces, spaces optional):
+
+- ``{{ num:KEY }}`` or ``{{ num:KEY | FMT }}``: one number from numbers.json; FMT is a
+  Python format spec (``.3f``, ``d``, ``.1%``, ``,.0f``); default: integers as they are,
+  other numbers with 3 significant digits.
+- ``{{ fig:NAME }}`` or ``{{ fig:NAME | caption }}``: one figure (``figures/NAME.png``).
+- ``{{ figs:NN }}``: every figure of notebook NN not placed by a ``fig:`` placeholder.
+- ``{{ table:NAME }}`` / ``{{ table:NAME | ARG }}``: a table generated from numbers.json:
+  ``eval_<metric>`` (effects x corpora, cells "controller / do-nothing / random / ITO / oracle";
+  ARG = comma-separated methods), ``eval_wins``, ``eval_seen_unseen`` (ARG = metric),
+  ``eval_cost``, ``prefix:PREFIX`` (every number under a key prefix), ``notebook:NN``
+  (every number notebook NN recorded), ``provenance`` (notebook wall times).
+- ``{{ text:NN_name }}``: a Markdown fragment a notebook wrote with :func:`write_fragment`
+  (e.g. a discussion whose sentences depend on the results; its numbers come from code).
+- ``{{ meta:profile }}``, ``{{ meta:seed }}``, ``{{ meta:commit }}``, ``{{ meta:date }}``.
+
+Missing inputs. By default every placeholder whose number, figure or table source is
+missing is collected and :class:`MissingArtifactError` is raised listing all of them with
+the notebook to run. With ``allow_missing=True`` (``--allow-missing``) the report is still
+written and each gap shows a visible marker starting with :data:`MISSING_MARKER`.
+
+Outputs go to :func:`dafxlib.paths.report_dir` (``report/`` for the default profile,
+``build/<profile>/report/`` otherwise): ``report.md`` (figures linked relatively),
+``report.html`` (self-contained: figures embedded as base64 PNG) and ``report.pdf`` when
+pandoc and a LaTeX engine are installed (skipped with a message otherwise).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import html
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from . import io, paths, report
+from .errors import MissingArtifactError
+
+MISSING_MARKER = "MISSING: run notebook"
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z]+)\s*:\s*([^|}]+?)\s*(?:\|\s*([^}]*?)\s*)?\}\}")
+NOTEBOOKS = {"01": "01_data", "02": "02_vae_training", "03": "03_beta_tuning", "04": "04_end_to_end",
+             "05": "05_latent_control", "06": "06_evaluation"}
+#: first key segment -> stage, used to name the notebook to run for a missing number
+KEY_STAGE = {"data": "01", "corpus": "01", "effects": "01", "vae": "02", "training": "02",
+             "sweep": "03", "beta": "03", "encoder": "03", "probe": "03", "controller": "04",
+             "e2e": "04", "spsa": "04", "latent": "05", "widgets": "05", "eval": "06"}
+TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "oracle")
+EFFECT_ORDER = ("overdrive", "delay", "ringmod", "dynamics", "combo", "ambience", "flanger", "multiband", "leslie")
+CORPUS_ORDER = ("speech", "vctk", "daps", "music", "musdb18", "user")
+SEEN_EFFECTS = ("overdrive", "delay", "ringmod", "dynamics")
+METHOD_ORDER = ("do_nothing", "random", "mean_params", "controller_audio", "controller_regression",
+                "controller_both", "controller", "ito", "oracle")
+
+
+def template_path() -> Path:
+    return paths.repo_root() / "report" / "template.md"
+
+
+def fragments_dir(profile: str) -> Path:
+    d = paths.report_dir(profile) / "fragments"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+_FRAGMENT_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+def write_fragment(name: str, text: str) -> Path:
+    """Write a Markdown fragment for ``{{ text:NAME }}`` from the current notebook
+    (name like ``06_discussion``; numbers in it must come from code, never typed)."""
+    ctx = report.current()
+    if not _FRAGMENT_RE.match(name) or not name.startswith(ctx.notebook[:2]):
+        raise ValueError(f"fragment name {name!r} must look like NN_lower_case with this notebook's "
+                         f"number {ctx.notebook[:2]}")
+    path = fragments_dir(ctx.profile.name) / f"{name}.md"
+    io.write_text(path, text.strip() + "\n")
+    io.update_json(report.provenance_path(ctx.profile.name),
+                   lambda p: report._prov_set(p, "fragments", name, ctx.stamp()))
+    return path
+
+
+@dataclass
+class Missing:
+    kind: str  # num | fig | figs | table | meta
+    what: str
+    stage: str | None
+
+    def marker(self) -> str:
+        nb = NOTEBOOKS.get(self.stage or "", "the notebook that makes it")
+        return f"**[{MISSING_MARKER} {nb}: {self.kind} {self.what}]**"
+
+    def line(self) -> str:
+        nb = NOTEBOOKS.get(self.stage or "", "the notebook that makes it")
+        return f"  - {self.kind}:{self.what}  (run notebook {nb})"
+
+
+@dataclass
+class Sources:
+    """Everything a template may draw on."""
+
+    profile: str
+    numbers: dict[str, Any]  # flat values
+    stamps: dict[str, dict]  # key -> entry with notebook, commit, ...
+    figures: dict[str, Path]  # name -> png path
+    provenance: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, profile: str) -> "Sources":
+        stamped = report.load_numbers(profile, with_stamps=True)
+        figs = {p.stem: p for p in sorted(paths.figures_dir(profile).glob("*.png"))}
+        return cls(profile, {k: v.get("value") for k, v in stamped.items()}, stamped, figs,
+                   report.load_provenance(profile))
+
+
+def _stage_of_key(key: str) -> str | None:
+    return KEY_STAGE.get(key.split(".", 1)[0])
+
+
+def format_number(value: Any, fmt: str | None = None) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if fmt:
+        if fmt == "d" or fmt.endswith("d"):
+            return format(int(round(float(value))), fmt)
+        return format(value, fmt)
+    if isinstance(value, int):
+        return str(value)
+    v = float(value)
+    if not math.isfinite(v):
+        return "n/a"
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.3g}"
+    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+
+
+# ---- tables ----------------------------------------------------------------------------------
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _eval_index(numbers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Corpora and effects present as eval.<corpus>.<effect>.<method>.<metric> keys."""
+    corpora, effects = [], []
+    skip = {"wins", "cost", "excluded", "seen", "unseen"}
+    for k in numbers:
+        parts = k.split(".")
+        if len(parts) == 5 and parts[0] == "eval" and parts[1] not in skip and parts[2] not in ("all", "seen", "unseen"):
+            if parts[1] not in corpora:
+                corpora.append(parts[1])
+            if parts[2] not in effects:
+                effects.append(parts[2])
+    effects.sort(key=lambda e: (EFFECT_ORDER.index(e) if e in EFFECT_ORDER else 99, e))
+    corpora.sort(key=lambda c: (CORPUS_ORDER.index(c) if c in CORPUS_ORDER else 99, c))
+    return corpora, effects
+
+
+def _table_eval_metric(src: Sources, metric: str, arg: str | None) -> str | None:
+    methods = [m.strip() for m in arg.split(",")] if arg else list(TABLE_METHODS)
+    corpora, effects = _eval_index(src.numbers)
+    corpora = [c for c in corpora if any(f"eval.{c}.{e}.{m}.{metric}" in src.numbers for e in effects for m in methods)]
+    if not corpora:
+        return None
+    methods = [m for m in methods if any(f"eval.{c}.{e}.{m}.{metric}" in src.numbers for c in corpora for e in effects)]
+    f = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"  # noqa: E731
+    rows = []
+    for e in effects:
+        label = e if e in SEEN_EFFECTS else f"{e} (unseen)"
+        rows.append([label] + [" / ".join(f(src.numbers.get(f"eval.{c}.{e}.{m}.{metric}")) for m in methods)
+                               for c in corpora])
+    for grp in ("seen", "unseen", "all"):
+        vals = [" / ".join(f(src.numbers.get(f"eval.{c}.{grp}.{m}.{metric}")) for m in methods) for c in corpora]
+        if any(v.replace("-", "").replace("/", "").strip() for v in vals):
+            rows.append([f"mean ({grp})"] + vals)
+    header = ["effect"] + [f"{c}: " + " / ".join(methods) for c in corpora]
+    return _md_table(header, rows)
+
+
+def _table_eval_wins(src: Sources) -> str | None:
+    corpora, effects = _eval_index(src.numbers)
+    if not corpora:
+        return None
+    rows = []
+    for e in effects:
+        cells = []
+        for c in corpora:
+            get = lambda m: src.numbers.get(f"eval.{c}.{e}.{m}.mrstft")  # noqa: E731
+            ctl, dn, rnd = get("controller"), get("do_nothing"), get("random")
+            if ctl is None:
+                cells.append("-")
+                continue
+            marks = []
+            for name, other in (("do-nothing", dn), ("random", rnd)):
+                if other is not None:
+                    marks.append(f"{'beats' if ctl < other else 'loses to'} {name}")
+            cells.append("; ".join(marks) or "-")
+        rows.append([e if e in SEEN_EFFECTS else f"{e} (unseen)"] + cells)
+    return _md_table(["effect"] + corpora, rows)
+
+
+def _table_seen_unseen(src: Sources, metric: str | None) -> str | None:
+    metric = metric or "mrstft"
+    rows = []
+    for m in METHOD_ORDER:
+        s, u = src.numbers.get(f"eval.seen.{m}.{metric}"), src.numbers.get(f"eval.unseen.{m}.{metric}")
+        if s is None and u is None:
+            continue
+        rows.append([m, format_number(s, ".3f") if s is not None else "-",
+                     format_number(u, ".3f") if u is not None else "-"])
+    return _md_table(["method", f"seen effects: mean {metric}", f"unseen effects: mean {metric}"], rows) if rows else None
+
+
+def _table_cost(src: Sources) -> str | None:
+    rows = []
+    for m in METHOD_ORDER:
+        ms = src.numbers.get(f"eval.cost.{m}.ms_per_clip")
+        rn = src.numbers.get(f"eval.cost.{m}.renders_per_clip")
+        if ms is None and rn is None:
+            continue
+        rows.append([m, format_number(ms, ".1f") if ms is not None else "-",
+                     format_number(rn, ".0f") if rn is not None else "-"])
+    return _md_table(["method", "ms per clip", "renders per clip"], rows) if rows else None
+
+
+def _table_keys(items: list[tuple[str, Any]]) -> str | None:
+    if not items:
+        return None
+    return _md_table(["number", "value"], [[f"`{k}`", format_number(v)] for k, v in sorted(items)])
+
+
+def _table_provenance(src: Sources) -> str | None:
+    nbs = src.provenance.get("notebooks", {})
+    if not nbs:
+        return None
+    rows = [[name, f"{info.get('wall_s', 0):.1f}", str(info.get("status", "")), str(info.get("commit", ""))]
+            for name, info in sorted(nbs.items())]
+    return _md_table(["notebook", "wall time (s)", "status", "commit"], rows)
+
+
+def render_table(src: Sources, name: str, arg: str | None) -> str | None:
+    """A generated Markdown table, or None when its numbers are missing."""
+    if name.startswith("prefix:"):
+        pre = name.split(":", 1)[1].strip().rstrip(".") + "."
+        return _table_keys([(k, v) for k, v in src.numbers.items() if k.startswith(pre)])
+    if name.startswith("notebook:"):
+        nn = name.split(":", 1)[1].strip()
+        return _table_keys([(k, src.numbers.get(k)) for k, st in src.stamps.items()
+                            if str(st.get("notebook", "")).startswith(nn)])
+    if name == "eval_wins":
+        return _table_eval_wins(src)
+    if name == "eval_seen_unseen":
+        return _table_seen_unseen(src, arg)
+    if name == "eval_cost":
+        return _table_cost(src)
+    if name == "provenance":
+        return _table_provenance(src)
+    if name.startswith("eval_"):
+        return _table_eval_metric(src, name[len("eval_"):], arg)
+    raise ValueError(f"unknown table {name!r}")
+
+
+def _table_stage(name: str) -> str | None:
+    if name.startswith("notebook:"):
+        return name.split(":", 1)[1].strip()[:2]
+    if name.startswith("prefix:"):
+        return _stage_of_key(name.split(":", 1)[1].strip())
+    if name.startswith("eval"):
+        return "06"
+    return None
+
+
+# ---- rendering -------------------------------------------------------------------------------
+def _caption(name: str) -> str:
+    stem = name.split("_", 1)[1] if "_" in name else name
+    return stem.replace("_", " ").capitalize()
+
+
+def _front_matter(text: str) -> tuple[str, str]:
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        if end != -1:
+            return text[4:end], text[end + 5:]
+    return "", text
+
+
+def _meta(src: Sources, key: str) -> str | None:
+    if key == "profile":
+        return src.profile
+    if key == "seed":
+        seeds = Counter(str(st.get("seed")) for st in src.stamps.values() if "seed" in st)
+        return seeds.most_common(1)[0][0] if seeds else None
+    if key == "commit":
+        commits = Counter(str(st.get("commit")) for st in src.stamps.values() if "commit" in st)
+        return commits.most_common(1)[0][0] if commits else None
+    if key == "date":
+        times = sorted(str(st.get("time")) for st in src.stamps.values() if st.get("time"))
+        return times[-1][:10] if times else _dt.date.today().isoformat()
+    raise ValueError(f"unknown meta key {key!r} (profile, seed, commit, date)")
+
+
+def render(text: str, src: Sources, *,
+           figure_ref: Callable[[str, Path, str], str]) -> tuple[str, list[Missing]]:
+    """Fill every placeholder of ``text``; returns (markdown, missing items); each missing
+    item is replaced by its visible marker (the caller decides whether to fail).
+
+    ``figure_ref(name, png_path, caption) -> str`` writes one figure (link or embedded)."""
+    missing: list[Missing] = []
+    placed = {m.group(2).strip() for m in PLACEHOLDER_RE.finditer(text) if m.group(1) == "fig"}
+
+    def sub(m: re.Match) -> str:
+        kind, what, arg = m.group(1), m.group(2).strip(), (m.group(3) or "").strip() or None
+        if kind == "num":
+            if what not in src.numbers:
+                missing.append(Missing("num", what, _stage_of_key(what)))
+                return missing[-1].marker()
+            return format_number(src.numbers[what], arg)
+        if kind == "fig":
+            if what not in src.figures:
+                missing.append(Missing("fig", what, what[:2]))
+                return missing[-1].marker()
+            return figure_ref(what, src.figures[what], arg or _caption(what))
+        if kind == "figs":
+            names = [n for n in src.figures if n.startswith(what + "_") and n not in placed]
+            if not names and not any(n.startswith(what + "_") for n in src.figures):
+                missing.append(Missing("figs", what, what[:2]))
+                return missing[-1].marker()
+            return "\n\n".join(figure_ref(n, src.figures[n], _caption(n)) for n in sorted(names))
+        if kind == "table":
+            table = render_table(src, what, arg)
+            if table is None:
+                missing.append(Missing("table", what + (f" | {arg}" if arg else ""), _table_stage(what)))
+                return missing[-1].marker()
+            return table
+        if kind == "text":
+            frag = fragments_dir(src.profile) / f"{what}.md"
+            if not frag.exists():
+                missing.append(Missing("text", what, what[:2]))
+                return missing[-1].marker()
+            return frag.read_text().strip()
+        if kind == "meta":
+            v = _meta(src, what)
+            if v is None:
+                missing.append(Missing("meta", what, None))
+                return missing[-1].marker()
+            return v
+        raise ValueError(f"unknown placeholder kind {kind!r} in {m.group(0)!r} (num, fig, figs, table, text, meta)")
+
+    out = PLACEHOLDER_RE.sub(sub, text)
+    leftover = re.findall(r"\{\{.*?\}\}", out)
+    if leftover:
+        raise ValueError(f"malformed placeholder(s) {leftover[:5]}; see dafxlib.document for the syntax")
+    return out, missing
+
+
+def missing_error(missing: list[Missing], profile: str) -> MissingArtifactError:
+    stages = sorted({m.stage for m in missing if m.stage})
+    lines = "\n".join(m.line() for m in missing)
+    run = " ".join(f"--only {s}" for s in stages) or ""
+    return MissingArtifactError(
+        f"the report for profile {profile!r} references {len(missing)} missing item(s):\n{lines}\n"
+        f"run those notebooks first (./run_all.sh --profile {profile} {run}), or build with "
+        f"--allow-missing to mark the gaps")
+
+
+def _html_page(title: str, body: str, byline: str = "") -> str:
+    css = ("body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;margin:2rem auto;"
+           "padding:0 1rem;line-height:1.5;color:#222}img{max-width:100%}figure{margin:1.5rem 0}"
+           "figcaption{font-size:.9em;color:#555}table{border-collapse:collapse;font-size:.85em;margin:1rem 0}"
+           "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f4f4f4}"
+           "code{background:#f4f4f4;padding:0 .2em}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{css}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+            + (f"<p><em>{html.escape(byline)}</em></p>\n" if byline else "") + f"{body}\n</body></html>\n")
+
+
+def _yaml_field(front: str, key: str, default: str = "") -> str:
+    m = re.search(rf"^{key}:\s*[\"']?(.*?)[\"']?\s*$", front, re.M)
+    return m.group(1) if m else default
+
+
+def _pdf(md_path: Path, pdf_path: Path, resource_dirs: list[Path], log) -> Path | None:
+    pandoc = shutil.which("pandoc")
+    engine = next((e for e in ("xelatex", "lualatex", "pdflatex", "tectonic") if shutil.which(e)), None)
+    if not pandoc or not engine:
+        log(f"report: PDF skipped ({'pandoc' if not pandoc else 'a LaTeX engine'} not installed)")
+        return None
+    with io.atomic_path(pdf_path) as tmp:
+        proc = subprocess.run([pandoc, str(md_path), "-o", str(tmp), f"--pdf-engine={engine}",
+                               "--resource-path=" + os.pathsep.join(str(d) for d in resource_dirs)],
+                              capture_output=True, text=True, cwd=md_path.parent, timeout=600)
+        if proc.returncode != 0:
+            log(f"report: PDF failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
+            raise _PdfFailed()
+    return pdf_path
+
+
+class _PdfFailed(Exception):
+    pass
+
+
+def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: bool = True,
+                 template: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
+    """Render report.md, report.html (self-contained) and, when possible, report.pdf.
+
+    Raises :class:`MissingArtifactError` listing every missing number/figure/table unless
+    ``allow_missing`` (then the gaps carry a visible :data:`MISSING_MARKER`)."""
+    import markdown
+
+    tpath = Path(template) if template else template_path()
+    if not tpath.exists():
+        raise MissingArtifactError(f"report template {tpath} is missing")
+    text = tpath.read_text()
+    src = Sources.load(profile)
+    out_dir = paths.report_dir(profile)
+
+    def link(name: str, png: Path, caption: str) -> str:
+        rel = os.path.relpath(png, out_dir)
+        return f"![{caption}]({Path(rel).as_posix()})"
+
+    def embed(name: str, png: Path, caption: str) -> str:
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(caption)} (<code>{name}</code>)</figcaption></figure>")
+
+    md_text, missing = render(text, src, figure_ref=link)
+    if missing and not allow_missing:
+        raise missing_error(missing, profile)
+    front, body = _front_matter(md_text)
+    html_md, _ = render(_front_matter(text)[1], src, figure_ref=embed)
+    body_html = markdown.markdown(html_md, extensions=["tables", "fenced_code", "toc", "md_in_html"])
+    title = _yaml_field(front, "title", "dafxlib report")
+    byline = ", ".join(v for v in (_yaml_field(front, "author"), _yaml_field(front, "date")) if v)
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    io.write_text(md_path, md_text)
+    io.write_text(html_path, _html_page(title, body_html, byline))
+    outputs = [md_path, html_path]
+    if missing:
+        log(f"report: {len(missing)} missing item(s) marked with '{MISSING_MARKER}'")
+    if pdf:
+        try:
+            p = _pdf(md_path, out_dir / "report.pdf", [out_dir, paths.figures_dir(profile)], log)
+        except (_PdfFailed, OSError, subprocess.SubprocessError):
+            p = None
+        if p is not None:
+            outputs.append(p)
+    return outputs
+
+
+def references(text: str) -> dict[str, list[str]]:
+    """Every placeholder of a template by kind (``num``, ``fig``, ``figs``, ``table``, ``text``, ``meta``)."""
+    out: dict[str, list[str]] = {}
+    for m in PLACEHOLDER_RE.finditer(text):
+        out.setdefault(m.group(1), []).append(m.group(2).strip())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dafxlib.document", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--allow-missing", action="store_true", help="write the report with visible gap markers")
+    ap.add_argument("--no-pdf", action="store_true")
+    ap.add_argument("--template", default=None)
+    args = ap.parse_args(argv)
+    try:
+        outs = build_report(args.profile, allow_missing=args.allow_missing, pdf=not args.no_pdf,
+                            template=args.template)
+    except MissingArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("report: " + ", ".join(str(p) for p in outs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
