@@ -1,0 +1,256 @@
+"""The explorer's callback logic, headless: a point in gives parameters and audio out,
+points outside the plane are clamped, switching effect rebuilds the state. Planes are
+built from synthetic points (no UMAP), so this file needs no numba JIT."""
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pytest
+
+from dafxlib import latent
+from dafxlib.effects.base import Effect, ParamSpec
+from dafxlib.errors import ConfigError, DafxError
+from dafxlib.widgets import ControlSurface, Update, grid_updates, measure_latency, wav_bytes
+
+SR = 8000
+
+
+class Gain(Effect):
+    name = "Gain"
+
+    def __init__(self):
+        super().__init__([ParamSpec("gain", 0.0, 1.0, 0.5), ParamSpec("mix", 0.0, 1.0, 1.0)])
+
+    def _render(self, audio, sample_rate, raw):
+        return raw["gain"] * (raw["mix"] * audio + (1 - raw["mix"]) * np.tanh(3 * audio))
+
+
+class Crush(Effect):
+    name = "Crush"
+
+    def __init__(self):
+        super().__init__([ParamSpec("bits", 2.0, 12.0, 8.0), ParamSpec("level", 0.1, 1.0, 1.0),
+                          ParamSpec("tone", 0.0, 1.0, 0.5)])
+
+    def _render(self, audio, sample_rate, raw):
+        q = 2.0 ** round(raw["bits"])
+        return raw["level"] * np.round(audio * q) / q
+
+
+def plane_for(key, n_params, seed):
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(-5, 5, (150, 2))
+    cols = [(pts[:, j % 2] + 5) / 10 if j < 2 else np.full(len(pts), 0.3) for j in range(n_params)]
+    p = np.clip(np.column_stack(cols), 0, 1)
+    dec = latent.KernelDecoder.fit(pts, p)
+    g = np.linspace(-6, 6, 4)
+    gl = np.zeros((4, 4, 3))
+    return latent.LatentPlane(key, [f"p{j}" for j in range(n_params)], pts, np.zeros((150, 3)), p, {},
+                              g, g, gl, support_radius=0.8, bandwidth=dec.bandwidth)
+
+
+@pytest.fixture
+def surface():
+    rng = np.random.default_rng(0)
+    clips = {"noise": (0.3 * rng.standard_normal(4000)).astype(np.float32),
+             "tone": (0.5 * np.sin(2 * np.pi * 220 * np.arange(3000) / SR)).astype(np.float32)}
+    planes = {"gain": plane_for("gain", 2, 1), "crush": plane_for("crush", 3, 2)}
+    return ControlSurface(planes, {"gain": Gain(), "crush": Crush()}, clips, SR, n_fft=256, hop=128)
+
+
+def test_point_in_gives_parameters_audio_and_spectrogram(surface):
+    u = surface.move_to([2.0, -1.0])
+    assert isinstance(u, Update) and u.effect == "gain" and not u.clamped
+    np.testing.assert_allclose(u.params01, surface.plane.to_params([2.0, -1.0]))
+    np.testing.assert_allclose(u.params01, [0.7, 0.4], atol=0.08)
+    assert set(u.raw_params) == {"gain", "mix"}
+    expected = Gain().process(surface.audio, SR, u.params01)
+    np.testing.assert_allclose(u.audio, expected, rtol=1e-6)
+    assert u.audio.dtype == np.float32 and u.audio.shape == (4000,)
+    assert u.spectrogram.shape == (129, 4000 // 128 + 1)
+    assert u.latency_s > 0 and set(u.timings) == {"map", "render", "spectrogram"}
+    # moving right raises p0 (gain): a louder render
+    assert np.abs(surface.move_to([4.0, -1.0]).audio).mean() > np.abs(u.audio).mean()
+
+
+def test_point_out_of_range_is_clamped(surface):
+    u = surface.move_to([60.0, 0.0])
+    assert u.clamped
+    np.testing.assert_allclose(u.requested, [60.0, 0.0])
+    d = np.linalg.norm(surface.plane.points - u.point, axis=1).min()
+    assert d == pytest.approx(surface.plane.support_radius, rel=1e-6)
+    np.testing.assert_allclose(u.params01, surface.plane.to_params(u.point, clamp=False))
+    assert np.all(np.isfinite(u.audio))
+    with pytest.raises(ConfigError):
+        surface.move_to([1.0, 2.0, 3.0])
+
+
+def test_switching_effect_rebuilds_state(surface):
+    a_before = surface.a.copy()
+    u = surface.set_effect("Crush")
+    assert surface.key == "crush" and surface.effect.name == "Crush"
+    assert surface.plane is surface.planes["crush"]
+    assert u.params01.shape == (3,) and set(u.raw_params) == {"bits", "level", "tone"}
+    np.testing.assert_allclose(u.point, surface.plane.center)
+    assert not np.allclose(surface.a, a_before)  # path ends belong to the new plane
+    with pytest.raises(ConfigError, match="valid"):
+        surface.set_effect("reverb")
+    assert surface.key == "crush"
+
+
+def test_path_and_clip(surface):
+    a, b = np.array([-4.0, 0.0]), np.array([4.0, 0.0])
+    u0, u1, uh = surface.path(a, b, 0.0), surface.path(a, b, 1.0), surface.path(a, b, 0.5)
+    np.testing.assert_allclose(u0.point, surface.plane.clamp(a)[0])
+    np.testing.assert_allclose(uh.requested, [0.0, 0.0])
+    assert u0.params01[0] < uh.params01[0] < u1.params01[0] and uh.t == 0.5
+    with pytest.raises(ConfigError):
+        surface.path(a, b, 1.5)
+    stored = surface.set_endpoint("b", [90.0, 0.0])
+    assert surface.plane.inside(stored)
+    assert surface.path(t=1.0).point == pytest.approx(stored)
+    v = surface.set_clip("tone")
+    assert v.audio.shape == (3000,) and surface.clip_id == "tone"
+    with pytest.raises(ConfigError):
+        surface.set_clip("nope")
+
+
+def test_constructor_validates():
+    pl = {"gain": plane_for("gain", 2, 1)}
+    with pytest.raises(ConfigError):
+        ControlSurface({}, {}, {"c": np.zeros(100)}, SR)
+    with pytest.raises(ConfigError, match="no Effect"):
+        ControlSurface(pl, {}, {"c": np.zeros(100)}, SR)
+    with pytest.raises(ConfigError):
+        ControlSurface(pl, {"gain": Gain()}, {}, SR)
+
+
+def test_latency_measurement_and_grid(surface):
+    lat = measure_latency(surface, n_moves=10, seed=0)
+    assert lat["n_moves"] == 10 and len(lat["all_ms"]) == 10
+    assert 0 < lat["move_ms_median"] <= lat["move_ms_p95"] <= lat["move_ms_max"]
+    assert set(lat["per_effect_ms_median"]) == {"gain", "crush"}
+    ups = grid_updates(surface, 3)
+    assert len(ups) == 9 and ups[0].point[0] < ups[2].point[0] and ups[0].point[1] < ups[6].point[1]
+
+
+def test_wav_bytes():
+    a = np.array([0.0, 0.5, -2.0, 1.0], dtype=np.float32)
+    with wave.open(io.BytesIO(wav_bytes(a, SR))) as w:
+        assert w.getframerate() == SR and w.getnframes() == 4 and w.getsampwidth() == 2
+        x = np.frombuffer(w.readframes(4), "<i2")
+    np.testing.assert_array_equal(x, [0, 8191, -32767, 16383])
+
+
+def test_snapshot_and_explorer_wiring(surface, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import MouseEvent
+
+    from dafxlib.plots.latent import explorer_snapshot
+    from dafxlib.widgets import Explorer
+
+    surface.move_to([1.0, 1.0])
+    fig = explorer_snapshot(surface)
+    assert len(fig.axes) == 3
+    fig.savefig(tmp_path / "snap.png")
+    plt.close(fig)
+    old = matplotlib.get_backend()
+    if "ipympl" not in old and old.lower() != "widget":
+        with pytest.raises(DafxError, match="matplotlib widget"):
+            Explorer(surface)
+    try:
+        plt.switch_backend("module://ipympl.backend_nbagg")
+        ex = Explorer(surface)
+        assert ex.player.value[:4] == b"RIFF"
+        ex.fig.canvas.draw()  # what the browser asks for first: caches the background for blitting
+        assert ex.view._bg is not None
+        ax = ex.view.ax_plane
+        x, y = ax.transData.transform((3.0, 0.5))
+        ex.fig.canvas.callbacks.process("button_press_event",
+                                        MouseEvent("button_press_event", ex.fig.canvas, x, y, button=1))
+        assert surface.last.requested == pytest.approx([3.0, 0.5], abs=1e-6)
+        assert "gain" in ex.status.value
+        assert ex.view.bars[0].get_width() == pytest.approx(surface.last.params01[0])
+        ex.effect_dd.value = "crush"
+        assert surface.key == "crush" and len(ex.view.bars) == 3 and ex.view._bg is None  # rebuilt
+        ex.slider.value = 1.0
+        assert surface.last.t == 1.0
+        plt.close(ex.fig)
+    finally:
+        plt.switch_backend(old)
+
+
+def test_numpy_spectrogram_matches_the_project_spectrogram():
+    import torch
+
+    from dafxlib.spectrogram import compress, stft_magnitude
+    from dafxlib.widgets import stft_image
+
+    a = np.random.default_rng(3).standard_normal(3001).astype(np.float32) * 0.2
+    ref = compress(stft_magnitude(torch.from_numpy(a), 256, 96), "power", 0.3).numpy()
+    got = stft_image(a, 256, 96)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
+    with pytest.raises(ConfigError):
+        stft_image(a, 256, 96, compression="mel")
+
+
+def test_measure_draw(surface):
+    from dafxlib.widgets import measure_draw
+
+    d = measure_draw(surface, n_moves=3)
+    assert 0 < d["draw_ms_median"] <= d["draw_ms_p95"] and d["full_draw_ms"] > 0
+
+
+def test_blitted_frame_matches_a_full_draw(surface):
+    """The blitted update shows the same pixels as drawing the whole figure afresh."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from dafxlib.plots.latent import ExplorerFigure
+
+    frames = []
+    for blit in (True, False):
+        fig = Figure(figsize=(8, 3))
+        FigureCanvasAgg(fig)
+        view = ExplorerFigure(fig, surface, blit=blit)
+        fig.canvas.draw()
+        if blit:  # an earlier move must leave no trace (marker, bars, values, spectrogram)
+            view.update(surface.move_to([-3.0, 3.0]))
+        view.update(surface.move_to([1.5, -2.0]))
+        if not blit:
+            fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba()).astype(int))
+    assert np.abs(frames[0] - frames[1]).mean() < 1.0
+
+
+def test_plot_functions_draw_synthetic_planes(surface):
+    import matplotlib.pyplot as plt
+
+    from dafxlib.plots import latent as lp
+
+    planes = surface.planes
+    figs = [lp.plot_planes_by_parameter(planes), lp.plot_domain_colouring(planes["crush"]),
+            lp.plot_grid_latent(planes["gain"], dims=2),
+            lp.plot_planes_by_effect(np.vstack([planes["gain"].points, planes["crush"].points]),
+                                     ["gain"] * 150 + ["crush"] * 150)]
+    assert sum(ax.get_visible() and ax.axison for ax in figs[0].axes) >= 5  # 2 + 3 panels (+ colour bar)
+    assert len(figs[1].axes) == 1 + 3  # plane + 3 parameter pairs
+    ups = grid_updates(surface, 2)
+    figs.append(lp.plot_spectrogram_grid(surface.plane, ups, 2, SR))
+    assert len(figs[-1].axes) == 1 + 4
+    prof = latent.PathProfile(t=np.linspace(0, 1, 5), points=np.zeros((5, 2)), clamped=np.array([0, 1, 0, 0, 0], bool),
+                              params01=np.full((5, 2), 0.5), descriptors={"rms_db": np.arange(5.0)},
+                              waypoints=np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]))
+    surface.set_effect("gain")
+    figs.append(lp.plot_path(surface.plane, prof))
+    assert len(figs[-1].axes) == 3
+    q = {"gain": {"smoothness": 1.0, "coverage": 0.5, "roundtrip_mae": 0.2, "roundtrip_mae_baseline": 0.25,
+                  "rho_centroid": 0.5, "rho_lowfreq": -0.2, "rho_rms": 0.9}}
+    figs += [lp.plot_quality(q), lp.plot_latency({"all_ms": [1.0, 2.0, 3.0]}, 2500.0)]
+    for f in figs:
+        f.canvas.draw()
+        plt.close(f)
