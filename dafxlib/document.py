@@ -415,6 +415,22 @@ class _PdfFailed(Exception):
     pass
 
 
+def _compact_image(png: Path, max_bytes: int = 150_000) -> tuple[str, bytes]:
+    """The PNG itself, or for large (spectrogram-heavy) figures a JPEG at quality 85,
+    which keeps the self-contained HTML a few megabytes instead of tens."""
+    raw = png.read_bytes()
+    if len(raw) <= max_bytes:
+        return "image/png", raw
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(raw)) as im:
+        buf = BytesIO()
+        im.convert("RGB").save(buf, format="JPEG", quality=85, optimize=True)
+    return ("image/jpeg", buf.getvalue()) if buf.tell() < len(raw) else ("image/png", raw)
+
+
 def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: bool = True,
                  template: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
     """Render report.md, report.html (self-contained) and, when possible, report.pdf.
@@ -435,8 +451,9 @@ def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: 
         return f"![{caption}]({Path(rel).as_posix()})"
 
     def embed(name: str, png: Path, caption: str) -> str:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        mime, raw = _compact_image(png)
+        data = base64.b64encode(raw).decode("ascii")
+        return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
                 f"<figcaption>{html.escape(caption)} (<code>{name}</code>)</figcaption></figure>")
 
     md_text, missing = render(text, src, figure_ref=link)

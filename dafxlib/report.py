@@ -152,7 +152,7 @@ def record_numbers(prefix: str, values: Mapping[str, Any]) -> None:
     io.update_json(provenance_path(prof), upd)
 
 
-def save_figure(fig, name: str, *, vector: str = "svg", dpi: int = 110) -> Path:
+def save_figure(fig, name: str, *, vector: str = "svg", dpi: int = 100) -> Path:
     """Save ``fig`` as ``figures/<name>.png`` plus a vector copy; ``name`` like ``01_corpus``."""
     ctx = current()
     if not _FIG_RE.match(name):
