@@ -11,5 +11,5 @@ else
   PY=.venv/bin/python
 fi
 export PATH="$(cd "$(dirname "$PY")" && pwd):$PATH"
-export MPLBACKEND=Agg PYTHONHASHSEED=0
+export MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec "$PY" -m pytest -q -ra --durations=15 "$@"
