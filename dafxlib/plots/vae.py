@@ -137,7 +137,7 @@ def volume_figure(result: Mapping[str, Any]):
     return fig
 
 
-def param_sweep_figure(latents: Mapping[str, np.ndarray], effect: str, values: Sequence[float] | None = None):
+def param_sweep_figure(latents: Mapping[str, np.ndarray], effect: str):
     """One colour map per parameter: latent dims (rows) over 20 swept values (columns)."""
     names = list(latents)
     fig, axes = new_figure(1, len(names), width=max(6.0, 2.0 * len(names)), row_height=2.6)
