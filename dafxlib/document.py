@@ -415,8 +415,8 @@ class _PdfFailed(Exception):
     pass
 
 
-def _compact_image(png: Path, max_bytes: int = 150_000) -> tuple[str, bytes]:
-    """The PNG itself, or for large (spectrogram-heavy) figures a JPEG at quality 85,
+def _compact_image(png: Path, max_bytes: int = 60_000) -> tuple[str, bytes]:
+    """The PNG itself, or for large (spectrogram-heavy) figures a JPEG at quality 75,
     which keeps the self-contained HTML a few megabytes instead of tens."""
     raw = png.read_bytes()
     if len(raw) <= max_bytes:
@@ -427,7 +427,7 @@ def _compact_image(png: Path, max_bytes: int = 150_000) -> tuple[str, bytes]:
 
     with Image.open(BytesIO(raw)) as im:
         buf = BytesIO()
-        im.convert("RGB").save(buf, format="JPEG", quality=85, optimize=True)
+        im.convert("RGB").save(buf, format="JPEG", quality=75, optimize=True)
     return ("image/jpeg", buf.getvalue()) if buf.tell() < len(raw) else ("image/png", raw)
 
 
