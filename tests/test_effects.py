@@ -391,3 +391,19 @@ def test_effect_figures():
     plt.close(fig)
     with pytest.raises(EffectError):
         effect_sweep(fx[0], x, SR, n=1)
+
+
+def test_sum_squares_kernels_find_non_finite_values():
+    from dafxlib.effects.dsp import copy_sum_squares, sum_squares
+
+    x = np.random.default_rng(0).standard_normal(10_001).astype(np.float32)
+    expect = float(np.sum(x.astype(np.float64) ** 2))
+    assert abs(sum_squares(x) - expect) <= 1e-12 * expect
+    dst = np.zeros_like(x)
+    assert abs(copy_sum_squares(dst, x) - expect) <= 1e-12 * expect and np.array_equal(dst, x)
+    big = np.full(100, 3e38, np.float32)  # float32-finite, squares overflow float32 but not float64
+    assert np.isfinite(sum_squares(big))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[5000] = bad
+        assert not np.isfinite(sum_squares(y)) and not np.isfinite(copy_sum_squares(dst, y))

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import EffectError
+from .dsp import sum_squares
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class ParamSpec:
     def to_raw(self, x01: float) -> float:
         x01 = float(x01)
         if self.scale == "log":
-            return float(math.exp(math.log(self.minimum) + x01 * (math.log(self.maximum) - math.log(self.minimum))))
+            lo, hi = math.log(self.minimum), math.log(self.maximum)
+            return float(math.exp(lo + x01 * (hi - lo)))
         return float(self.minimum + x01 * (self.maximum - self.minimum))
 
     def to_norm(self, raw: float) -> float:
@@ -89,28 +91,35 @@ class Effect(ABC):
 
     def validate_params(self, params01: Sequence[float] | Mapping[str, float] | np.ndarray) -> np.ndarray:
         """Return a float64 vector in [0,1]; a mapping may name a subset (others default)."""
+        return np.array(self._checked_values(params01), dtype=np.float64)
+
+    def _checked_values(self, params01) -> list[float]:
+        """``params01`` as a list of floats in [0, 1], or a clear :class:`EffectError`."""
         if isinstance(params01, Mapping):
             unknown = sorted(set(params01) - set(self.param_names))
             if unknown:
                 raise EffectError(f"{self.name}: unknown parameter(s) {unknown}; valid: {self.param_names}")
-            vec = self.defaults01()
-            for i, n in enumerate(self.param_names):
-                if n in params01:
-                    vec[i] = float(params01[n])
+            values = [float(params01[s.name]) if s.name in params01 else s.default01 for s in self.specs]
         else:
-            vec = np.asarray(params01, dtype=np.float64).reshape(-1)
-            if vec.shape[0] != self.n_params:
+            values = np.asarray(params01, dtype=np.float64).reshape(-1).tolist()
+            if len(values) != len(self.specs):
                 raise EffectError(
-                    f"{self.name}: expected {self.n_params} parameters {self.param_names}, got {vec.shape[0]}")
-        if not np.all(np.isfinite(vec)):
-            raise EffectError(f"{self.name}: parameters must be finite, got {vec}")
-        if np.any(vec < 0) or np.any(vec > 1):
-            raise EffectError(f"{self.name}: normalised parameters must lie in [0, 1], got {np.round(vec, 4)}")
-        return vec
+                    f"{self.name}: expected {self.n_params} parameters {self.param_names}, got {len(values)}")
+        for v in values:
+            if not 0.0 <= v <= 1.0:  # also False for NaN
+                vec = np.array(values)
+                if not np.all(np.isfinite(vec)):
+                    raise EffectError(f"{self.name}: parameters must be finite, got {vec}")
+                raise EffectError(f"{self.name}: normalised parameters must lie in [0, 1], got {np.round(vec, 4)}")
+        return values
 
     def to_raw(self, params01) -> dict[str, float]:
-        vec = self.validate_params(params01)
-        return {s.name: s.to_raw(v) for s, v in zip(self.specs, vec)}
+        """Raw values by parameter name; ``params01`` is checked (length, finite, in [0, 1])."""
+        return self._raw_of(self._checked_values(params01))
+
+    def _raw_of(self, values: Sequence[float]) -> dict[str, float]:
+        """Raw values of already checked normalised ``values`` (same arithmetic as ParamSpec)."""
+        return {s.name: s.to_raw(v) for s, v in zip(self.specs, values)}
 
     def to_norm(self, raw: Mapping[str, float]) -> np.ndarray:
         unknown = sorted(set(raw) - set(self.param_names))
@@ -124,11 +133,17 @@ class Effect(ABC):
         audio = _validate_audio(audio, self.name)
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise EffectError(f"{self.name}: sample_rate must be a positive int, got {sample_rate!r}")
-        raw = self.to_raw(params01)
+        return self._process_checked(audio, int(sample_rate), self._checked_values(params01), tail_seconds)
+
+    def _process_checked(self, audio: np.ndarray, sample_rate: int, values: Sequence[float],
+                         tail_seconds: float = 0.0) -> np.ndarray:
+        """:meth:`process` after validation: ``audio`` finite float32 C-contiguous, ``values``
+        in [0, 1] (render pools check a whole batch once, then call this per item)."""
+        raw = self._raw_of(values)
         n = audio.shape[0]
         if tail_seconds > 0:
             audio = np.concatenate([audio, np.zeros(int(round(tail_seconds * sample_rate)), np.float32)])
-        out = np.asarray(self._render(audio, int(sample_rate), raw), dtype=np.float32).reshape(-1)
+        out = np.asarray(self._render(audio, sample_rate, raw), dtype=np.float32).reshape(-1)
         want = audio.shape[0]
         if out.shape[0] < want:
             out = np.pad(out, (0, want - out.shape[0]))
@@ -158,6 +173,6 @@ def _validate_audio(audio, name: str) -> np.ndarray:
     if a.shape[0] == 0:
         raise EffectError(f"{name}: audio is empty")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
+    if not math.isfinite(sum_squares(a)):
         raise EffectError(f"{name}: input audio contains NaN or inf")
     return a
