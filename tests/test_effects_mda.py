@@ -178,6 +178,8 @@ def test_fresh_instance_per_clip(clip):
     e = get_effect("ambience", "mda")
     p = np.full(e.n_params, 0.7)
     first = e.process(clip, SR, p)
-    e.process(probe_clip(SR, 0.4, seed=9, level_db=-6), SR, p)  # a loud clip in between
+    kept = first.copy()
+    e.process(probe_clip(SR, 0.4, seed=9, level_db=-6), SR, p)  # a loud, longer clip in between
+    assert np.array_equal(first, kept)  # work buffers are reused, returned audio is not
     assert np.array_equal(first, e.process(clip, SR, p))
     assert hashlib.md5(first.tobytes()).hexdigest() == hashlib.md5(e.clone().process(clip, SR, p).tobytes()).hexdigest()
