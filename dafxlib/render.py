@@ -8,11 +8,19 @@ fails only the item it was rendering: the dead worker is replaced and the rest o
 goes on. Items whose output is non-finite or silent, or whose render raised, are listed in
 :attr:`RenderResult.failed` and left as rows of zeros. Results are bit-identical to calling
 ``effect.process`` serially on each row.
+
+Where the time goes (measured with ``benchmarks/bench_effects.py``): the batch is checked
+once, so items skip :meth:`Effect.process`'s per-call checks; the output check is one
+GIL-free pass (:func:`~dafxlib.effects.dsp.sum_squares`); threads take items from a shared
+counter (no idle worker while the other still has a queue); worker processes report
+through a status array in shared memory and send a message only for a failed item and at
+the end of their share, so the parent wakes twice per batch, not once per item.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import itertools
 import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -29,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from .effects.base import Effect
+from .effects.dsp import copy_sum_squares, sum_squares
 from .errors import EffectError
 
 __all__ = ["RenderPool", "RenderResult", "render_batch"]
@@ -63,18 +72,23 @@ class RenderResult:
 
 
 def _check_output(y: np.ndarray, x: np.ndarray, silence_db: float) -> str | None:
-    """Reason an output is unusable, or None."""
-    bad = ~np.isfinite(y)
-    if bad.any():
-        return f"non-finite output ({int(bad.sum())} NaN/inf samples)"
-    # (np.square, not np.dot: BLAS threads would fight the render workers for the cores)
-    rms = math.sqrt(float(np.mean(np.square(y, dtype=np.float64))))
+    """Reason an output is unusable (non-finite, or silent from an audible input), or None."""
+    n = max(y.shape[0], 1)
+    ss = sum_squares(y)
+    if not math.isfinite(ss):
+        return f"non-finite output ({int((~np.isfinite(y)).sum())} NaN/inf samples)"
+    rms = math.sqrt(ss / n)
     db = 20.0 * math.log10(rms) if rms > 0 else -math.inf
     if db < silence_db:
-        rms_in = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+        rms_in = math.sqrt(sum_squares(x) / max(x.shape[0], 1))
         if rms_in > 0 and 20.0 * math.log10(rms_in) >= silence_db:
             return f"silent output (rms {db:.1f} dBFS from a {20.0 * math.log10(rms_in):.1f} dBFS input)"
     return None
+
+
+def _raise_non_finite(name: str, a: np.ndarray) -> None:
+    rows = np.nonzero(~np.isfinite(a).all(axis=1))[0]
+    raise EffectError(f"{name}: input clips {rows[:10].tolist()} contain NaN or inf")
 
 
 def _exception_reason(e: BaseException) -> str:
@@ -82,20 +96,26 @@ def _exception_reason(e: BaseException) -> str:
 
 
 # ---- process workers -----------------------------------------------------------------
-# Audio travels through two shared-memory blocks (batch in, batch out); the pipe carries
-# only indices, parameters and per-item status, which keeps the per-call overhead small.
-class _Shared:
-    """A float32 (rows, cols) array in shared memory, grown on demand by the parent."""
+# Audio travels through shared-memory blocks (batch in, batch out) and each item's state
+# through a third one (QUEUED -> STARTED -> OK or FAILED), written by the worker. The pipe
+# carries the job (indices, parameters), a message per failed item (its reason) and one
+# "done" per job. A worker that dies or hangs leaves exactly one item STARTED: the culprit.
+QUEUED, STARTED, OK, FAILED = 0, 1, 2, 3
 
-    def __init__(self):
+
+class _Shared:
+    """An array in shared memory, grown on demand by the parent."""
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
         self.shm: shared_memory.SharedMemory | None = None
 
-    def view(self, rows: int, cols: int) -> np.ndarray:
-        need = max(rows * cols * 4, 1)
+    def view(self, *shape: int) -> np.ndarray:
+        need = max(math.prod(shape) * self.dtype.itemsize, 1)
         if self.shm is None or self.shm.size < need:
             self.release()
             self.shm = shared_memory.SharedMemory(create=True, size=need)
-        return np.ndarray((rows, cols), dtype=np.float32, buffer=self.shm.buf)
+        return np.ndarray(shape, dtype=self.dtype, buffer=self.shm.buf)
 
     def release(self) -> None:
         if self.shm is not None:
@@ -120,12 +140,12 @@ def _attach(cache: dict, name: str) -> shared_memory.SharedMemory:
     return shm
 
 
-def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_seconds: float) -> None:
+def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_seconds: float,
+                         silence_db: float) -> None:
     """Worker process: build the effect once, then render jobs read from shared memory."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
     effect = pickle.loads(effect_bytes)
-    in_cache: dict = {}
-    out_cache: dict = {}
+    caches: tuple[dict, dict, dict] = ({}, {}, {})
     while True:
         try:
             job = conn.recv()
@@ -133,36 +153,53 @@ def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_secon
             return
         if job is None:
             return
-        in_name, out_name, rows, n_in, n_out, indices, params = job
-        a = np.ndarray((rows, n_in), np.float32, buffer=_attach(in_cache, in_name).buf)
-        out = np.ndarray((rows, n_out), np.float32, buffer=_attach(out_cache, out_name).buf)
-        for k, i in enumerate(indices):
+        (in_name, out_name, st_name), rows, n_in, n_out, indices, params = job
+        a = np.ndarray((rows, n_in), np.float32, buffer=_attach(caches[0], in_name).buf)
+        out = np.ndarray((rows, n_out), np.float32, buffer=_attach(caches[1], out_name).buf)
+        status = np.ndarray((rows,), np.int8, buffer=_attach(caches[2], st_name).buf)
+        for i, values in zip(indices, params):
+            status[i] = STARTED
             try:
-                y = effect.process(a[i], sample_rate, params[k], tail_seconds=tail_seconds)
+                y = effect._process_checked(a[i], sample_rate, values, tail_seconds)
                 if y.shape[0] != n_out:
                     raise EffectError(f"{effect.name} returned {y.shape[0]} samples, expected {n_out}")
-                out[i] = y
-                msg = (i, True, None)
+                reason = _check_output(y, a[i], silence_db)
+                if reason is None:
+                    out[i] = y
             except Exception as e:  # reported per item; the worker lives on
-                msg = (i, False, _exception_reason(e))
-            conn.send(msg)
-        del a, out
+                reason = _exception_reason(e)
+            if reason is None:
+                status[i] = OK
+            else:
+                conn.send((i, reason))  # before the status: a dead worker never loses a reason
+                status[i] = FAILED
+        conn.send(None)  # job done
+        del a, out, status
 
 
 class _ProcessWorker:
-    def __init__(self, ctx, effect_bytes: bytes, sample_rate: int, tail_seconds: float):
+    def __init__(self, ctx, effect_bytes: bytes, sample_rate: int, tail_seconds: float, silence_db: float):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_process_worker_main, args=(child, effect_bytes, sample_rate, tail_seconds),
+        self.proc = ctx.Process(target=_process_worker_main,
+                                args=(child, effect_bytes, sample_rate, tail_seconds, silence_db),
                                 daemon=True, name="dafx-render-worker")
         self.proc.start()
         child.close()
-        self.pending: collections.deque[int] = collections.deque()
+        #: jobs sent and not yet finished, oldest (the one being rendered) first
+        self.jobs: collections.deque[list[int]] = collections.deque()
+        self.started_seen = 0
         self.last_progress = time.monotonic()
 
-    def send(self, job_head: tuple, indices: list[int], params: np.ndarray) -> None:
-        self.pending.extend(indices)
-        self.last_progress = time.monotonic()
-        self.conn.send(job_head + (list(indices), params[indices]))
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs)
+
+    def send(self, job_head: tuple, indices: list[int], params: list[list[float]]) -> None:
+        if not self.jobs:
+            self.started_seen = 0
+            self.last_progress = time.monotonic()
+        self.jobs.append(list(indices))
+        self.conn.send(job_head + (self.jobs[-1], [params[i] for i in indices]))
 
     def death_reason(self) -> str:
         self.proc.join(timeout=1.0)
@@ -207,6 +244,38 @@ def _shutdown(executor, workers, shared) -> None:
         sh.release()
 
 
+class _ProcessBatch:
+    """The state of one process-mode :meth:`RenderPool.render` call."""
+
+    def __init__(self, a, values, head, status, shared_in, shared_out, out, failed):
+        self.a, self.values, self.head, self.status = a, values, head, status
+        self.shared_in, self.shared_out, self.out, self.failed = shared_in, shared_out, out, failed
+        self.todo: list[int] = list(range(a.shape[0]))
+        self.copied = 0
+        self.bad_input = False
+
+    def copy_in(self, upto: int) -> bool:
+        """Copy input rows up to ``upto`` into shared memory, checking them (False: NaN/inf)."""
+        if upto > self.copied:
+            lo = self.copied
+            ss = copy_sum_squares(self.shared_in[lo:upto].reshape(-1), self.a[lo:upto].reshape(-1))
+            if not math.isfinite(ss):
+                self.bad_input = True
+                return False
+            self.copied = upto
+        return True
+
+    def finish(self, rows: list[int]) -> None:
+        """Copy finished rows out; a row neither OK nor explained still counts as failed."""
+        if rows == list(range(rows[0], rows[-1] + 1)):
+            self.out[rows[0]:rows[-1] + 1] = self.shared_out[rows[0]:rows[-1] + 1]
+        else:
+            self.out[rows] = self.shared_out[rows]
+        for i in rows:
+            if self.status[i] != OK and i not in self.failed:
+                self.failed[i] = "render failed (its worker ended before reporting why)"
+
+
 class RenderPool:
     """Render batches through ``effect`` at ``sample_rate`` with ``workers`` parallel workers.
 
@@ -243,7 +312,7 @@ class RenderPool:
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
         self._procs: list[_ProcessWorker] = []
-        self._shared = [_Shared(), _Shared()]  # process mode: batch in, batch out
+        self._shared = [_Shared(), _Shared(), _Shared(np.int8)]  # process mode: in, out, item states
         self.restarts = 0
         if mode in ("thread", "serial"):
             n = self.workers if mode == "thread" else 1
@@ -273,10 +342,10 @@ class RenderPool:
         self._finalizer()
 
     def _new_proc(self) -> _ProcessWorker:
-        return _ProcessWorker(self._ctx, self._effect_bytes, self.sample_rate, self.tail_seconds)
+        return _ProcessWorker(self._ctx, self._effect_bytes, self.sample_rate, self.tail_seconds, self.silence_db)
 
     # ---- rendering ------------------------------------------------------------------------
-    def _prepare(self, audios, params01) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(self, audios, params01, check_audio: bool = True) -> tuple[np.ndarray, np.ndarray]:
         name = self.effect.name
         if isinstance(audios, (list, tuple)):
             lengths = {np.asarray(a).reshape(-1).shape[0] for a in audios}
@@ -287,9 +356,8 @@ class RenderPool:
         a = np.ascontiguousarray(audios, dtype=np.float32)
         if a.ndim != 2 or a.shape[1] == 0:
             raise EffectError(f"{name}: audios must have shape (batch, samples), got {a.shape}")
-        if not np.isfinite(a).all():
-            rows = np.nonzero(~np.isfinite(a).all(axis=1))[0]
-            raise EffectError(f"{name}: input clips {rows[:10].tolist()} contain NaN or inf")
+        if check_audio and not math.isfinite(sum_squares(a.reshape(-1))):
+            _raise_non_finite(name, a)
         p = np.asarray(params01, dtype=np.float64)
         if p.ndim == 1:
             p = np.broadcast_to(p, (a.shape[0], p.shape[0]))
@@ -314,18 +382,20 @@ class RenderPool:
         """
         if self._closed:
             raise EffectError("this RenderPool is closed; create a new one")
-        a, p = self._prepare(audios, params01)
+        # process mode checks the audio while copying it into shared memory (one read, not two)
+        a, p = self._prepare(audios, params01, check_audio=self.mode != "process")
         b = a.shape[0]
         n_out = a.shape[1] + (int(round(self.tail_seconds * self.sample_rate)) if self.tail_seconds > 0 else 0)
-        out = np.zeros((b, n_out), dtype=np.float32)
         failed: dict[int, str] = {}
         if b == 0:
-            return RenderResult(out, [], np.zeros(0, bool))
+            return RenderResult(np.zeros((0, n_out), np.float32), [], np.zeros(0, bool))
+        values = p.tolist()
         with self._lock:
             if self.mode == "process":
-                self._render_processes(a, p, out, failed)
+                out = self._render_processes(a, values, n_out, failed)
             else:
-                self._render_threads(a, p, out, failed)
+                out = np.zeros((b, n_out), dtype=np.float32)
+                self._render_threads(a, values, out, failed)
         ok = np.ones(b, dtype=bool)
         for i in failed:
             ok[i] = False
@@ -337,124 +407,150 @@ class RenderPool:
         bounds = np.linspace(0, b, n + 1).round().astype(int)
         return [list(range(bounds[k], bounds[k + 1])) for k in range(n) if bounds[k + 1] > bounds[k]]
 
-    def _accept(self, i: int, y: np.ndarray, a: np.ndarray, out: np.ndarray, failed: dict[int, str]) -> None:
-        reason = _check_output(y, a[i], self.silence_db)
-        if reason is not None:
-            failed[i] = reason
-        else:
-            out[i] = y
-
-    def _render_rows(self, fx: Effect, rows: Sequence[int], a, p, out, failed) -> None:
-        for i in rows:
-            try:
-                y = fx.process(a[i], self.sample_rate, p[i], tail_seconds=self.tail_seconds)
-            except Exception as e:
-                failed[i] = _exception_reason(e)
-                continue
-            self._accept(i, y, a, out, failed)
-
-    def _render_threads(self, a, p, out, failed) -> None:
-        slices = self._slices(a.shape[0], len(self._clones))
-        if self._executor is None or len(slices) == 1:
-            self._render_rows(self._clones[0], slices[0], a, p, out, failed)
+    # ---- threads (and serial) -------------------------------------------------------------
+    def _render_one(self, fx: Effect, i: int, a, values, out, failed) -> None:
+        try:
+            y = fx._process_checked(a[i], self.sample_rate, values[i], self.tail_seconds)
+        except Exception as e:
+            failed[i] = _exception_reason(e)
             return
-        futures = [self._executor.submit(self._render_rows, self._clones[k], rows, a, p, out, failed)
-                   for k, rows in enumerate(slices)]
+        reason = _check_output(y, a[i], self.silence_db)
+        if reason is None:
+            out[i] = y
+        else:
+            failed[i] = reason
+
+    def _render_threads(self, a, values, out, failed) -> None:
+        b = a.shape[0]
+        n = min(len(self._clones), b)
+        if self._executor is None or n == 1:
+            for i in range(b):
+                self._render_one(self._clones[0], i, a, values, out, failed)
+            return
+        # items are handed out one at a time from a shared counter (next() on it is atomic
+        # under the GIL): a worker that finishes early takes over the other's remaining items
+        counter = itertools.count()
+        stop = threading.Event()
+
+        def work(fx: Effect) -> None:
+            for i in counter:
+                if i >= b or stop.is_set():
+                    return
+                self._render_one(fx, i, a, values, out, failed)
+
+        futures = [self._executor.submit(work, fx) for fx in self._clones[:n]]
         try:
             for f in futures:
                 f.result()
         except BaseException:
-            # e.g. Ctrl-C: let running slices finish so no clone is ever used by two threads
-            for f in futures:
-                f.cancel()
+            # e.g. Ctrl-C: let running items finish so no clone is ever used by two threads
+            stop.set()
             concurrent.futures.wait(futures)
             raise
 
-    def _render_processes(self, a, p, out, failed) -> None:
+    # ---- processes ------------------------------------------------------------------------
+    # Items go out in "guided" chunks (a share of what is left, shrinking towards the end) and
+    # each worker keeps one chunk queued behind the one it renders, so it never waits for the
+    # parent; the parent copies a chunk's input in just before sending it and its output out
+    # as soon as it is done, while the workers go on.
+    JOBS_AHEAD = 2
+
+    def _render_processes(self, a, values, n_out, failed) -> np.ndarray:
         b, n_in = a.shape
-        n_out = out.shape[1]
         shared_in = self._shared[0].view(b, n_in)
         shared_out = self._shared[1].view(b, n_out)
-        shared_in[:] = a
-        head = (self._shared[0].shm.name, self._shared[1].shm.name, b, n_in, n_out)
-        self._job = (head, p, shared_out)
-        slices = self._slices(b, len(self._procs))
+        status = self._shared[2].view(b)
+        status[:] = QUEUED
+        head = (tuple(sh.shm.name for sh in self._shared), b, n_in, n_out)
+        out = np.empty((b, n_out), dtype=np.float32)
         for k, w in enumerate(self._procs):
-            if w.pending or not w.proc.is_alive():
+            if w.busy or not w.proc.is_alive():
                 self._replace(k)  # dead, or still busy with an interrupted call: start afresh
-        for k, rows in enumerate(slices):
-            self._procs[k].send(head, rows, p)
-        while any(w.pending for w in self._procs):
+        st = _ProcessBatch(a, values, head, status, shared_in, shared_out, out, failed)
+        self._dispatch(st)
+        while any(w.busy for w in self._procs):
+            busy = {k: w for k, w in enumerate(self._procs) if w.busy}
             waitables = {}
-            for k, w in enumerate(self._procs):
-                if w.pending:
-                    waitables[w.conn] = k
-                    waitables[w.proc.sentinel] = k
+            for k, w in busy.items():
+                waitables[w.conn] = k
+                waitables[w.proc.sentinel] = k
             timeout = None
             if self.item_timeout is not None:
                 now = time.monotonic()
-                timeout = max(0.0, min(w.last_progress + self.item_timeout - now
-                                       for w in self._procs if w.pending))
+                timeout = max(0.0, min(w.last_progress + self.item_timeout - now for w in busy.values()))
             ready = mpc.wait(list(waitables), timeout=timeout)
             if not ready:
-                now = time.monotonic()
-                for k, w in enumerate(self._procs):
-                    if w.pending and now - w.last_progress >= self.item_timeout:
-                        self._fail_and_restart(k, f"timeout: no result within {self.item_timeout:g} s", failed)
-                continue
-            handled = set()
-            for r in ready:
-                k = waitables[r]
-                if k in handled:
-                    continue
-                w = self._procs[k]
-                if r is w.conn:
-                    try:
-                        msg = w.conn.recv()
-                    except (EOFError, OSError):
-                        handled.add(k)
-                        self._fail_and_restart(k, w.death_reason(), failed)
-                        continue
-                    self._take(w, msg, a, out, failed)
-                else:
-                    # the process ended: collect what it sent before dying, blame the next item
-                    try:
-                        while w.pending and w.conn.poll():
-                            self._take(w, w.conn.recv(), a, out, failed)
-                    except (EOFError, OSError):
-                        pass
-                    handled.add(k)
-                    if w.pending:
-                        self._fail_and_restart(k, w.death_reason(), failed)
-                    else:
-                        self._replace(k)
+                self._check_progress(busy, st)
+            for k in sorted({waitables[r] for r in ready}):
+                self._service(k, st)
+            self._dispatch(st)
+        if st.bad_input:
+            _raise_non_finite(self.effect.name, a)
+        return out
 
-    def _take(self, w: _ProcessWorker, msg, a, out, failed) -> None:
-        i, ok, payload = msg
-        if not w.pending or w.pending[0] != i:
-            raise EffectError(f"render worker answered item {i} out of order")  # a bug, not bad input
-        w.pending.popleft()
-        w.last_progress = time.monotonic()
-        if ok:
-            self._accept(i, self._job[2][i], a, out, failed)
-        else:
-            failed[i] = payload
+    def _dispatch(self, st: "_ProcessBatch") -> None:
+        """Top every worker up to JOBS_AHEAD chunks while items are left."""
+        n = len(self._procs)
+        for w in self._procs:
+            while st.todo and not st.bad_input and len(w.jobs) < self.JOBS_AHEAD:
+                size = max(1, -(-len(st.todo) // (2 * n)))
+                chunk, st.todo = st.todo[:size], st.todo[size:]
+                if not st.copy_in(max(chunk) + 1):
+                    st.todo = []  # a NaN/inf input: finish what is out, then raise
+                    return
+                w.send(st.head, chunk, st.values)
+
+    def _service(self, k: int, st: "_ProcessBatch") -> None:
+        """Read what worker ``k`` sent; if it has died, blame the item it had started."""
+        w = self._procs[k]
+        try:
+            while w.jobs and w.conn.poll():
+                msg = w.conn.recv()
+                if msg is None:  # a job is done: each of its items is OK or FAILED
+                    st.finish(w.jobs.popleft())
+                    w.started_seen, w.last_progress = 0, time.monotonic()
+                else:
+                    st.failed[msg[0]] = msg[1]
+        except (EOFError, OSError):
+            pass
+        if w.jobs and not w.proc.is_alive():
+            self._fail_and_restart(k, w.death_reason(), st)
+
+    def _check_progress(self, busy: dict, st: "_ProcessBatch") -> None:
+        """After a wait timed out: kill workers that started no new item for ``item_timeout``."""
+        now = time.monotonic()
+        for k, w in busy.items():
+            started = int(np.count_nonzero(st.status[w.jobs[0]]))
+            if started != w.started_seen:
+                w.started_seen, w.last_progress = started, now
+            elif now - w.last_progress >= self.item_timeout:
+                self._fail_and_restart(k, f"timeout: no result within {self.item_timeout:g} s", st)
 
     def _replace(self, k: int) -> None:
         self._procs[k].kill()
         self._procs[k] = self._new_proc()  # same list object: the finalizer sees the new worker
         self.restarts += 1
 
-    def _fail_and_restart(self, k: int, reason: str, failed: dict[int, str]) -> None:
+    def _fail_and_restart(self, k: int, reason: str, st: "_ProcessBatch") -> None:
+        """Worker ``k`` died or hung: its STARTED item fails, its unstarted items go back."""
         w = self._procs[k]
-        culprit = w.pending.popleft()
-        rest = list(w.pending)
-        w.pending.clear()
-        failed[culprit] = f"{reason} while rendering this item"
+        try:  # reasons the worker sent before it died
+            while w.conn.poll():
+                msg = w.conn.recv()
+                if msg is not None:
+                    st.failed[msg[0]] = msg[1]
+        except (EOFError, OSError):
+            pass
+        items = [i for job in w.jobs for i in job]
+        for i in items:
+            if st.status[i] == STARTED:
+                st.failed[i] = f"{reason} while rendering this item"
+        done = [i for i in items if st.status[i] != QUEUED]
+        if done:
+            st.finish(done)
+        st.todo = [i for i in items if st.status[i] == QUEUED] + st.todo
+        w.jobs.clear()
         self._replace(k)
-        if rest:
-            head, p, _ = self._job
-            self._procs[k].send(head, rest, p)
 
     def __repr__(self) -> str:
         return (f"<RenderPool {self.effect.name} {self.mode} x{self.workers} @ {self.sample_rate} Hz"

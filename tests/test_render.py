@@ -150,3 +150,58 @@ def test_lv2_process_pool_matches_serial(batch):
         r2 = pool.render(batch, params)
     assert r.failed == []
     assert np.array_equal(r.audio, serial(e, batch, params)) and np.array_equal(r2.audio, r.audio)
+
+
+def test_process_pool_many_chunks_with_crashes_and_failures():
+    """Items go out in several chunks per worker; crashes in any chunk fail only their item,
+    queued chunks of a dead worker are rendered by its replacement, reasons are kept."""
+    clips = np.stack([probe_clip(SR, 0.05, seed=s) for s in range(24)])
+    e = FaultyEffect("abort")
+    params = np.zeros((24, 2))
+    params[:, 0] = np.linspace(0, 1, 24)
+    crash = [3, 10, 17, 23]
+    params[crash, 1] = 1.0
+    with RenderPool(e, SR, workers=2) as pool:
+        r = pool.render(clips, params)
+        assert [i for i, _ in r.failed] == crash and all("SIGABRT" in why for _, why in r.failed)
+        good = np.setdiff1d(np.arange(24), crash)
+        assert np.array_equal(r.audio[good], serial(e, clips[good], params[good]))
+        assert not r.audio[crash].any() and pool.restarts >= len(crash)
+    raising = FaultyEffect("raise")
+    with RenderPool(raising, SR, workers=2) as pool:
+        r = pool.render(clips, params)
+    assert r.failed == [(i, "exception: RuntimeError: injected failure") for i in crash]
+
+
+def test_process_pool_nan_input_raises_and_pool_recovers(batch):
+    e = FaultyEffect("raise")
+    p = np.zeros((len(batch), 2))
+    bad = batch.copy()
+    bad[4, 7] = np.inf
+    with RenderPool(e, SR, workers=2) as pool:
+        with pytest.raises(EffectError, match=r"clips \[4\]"):
+            pool.render(bad, p)
+        r = pool.render(batch, p)  # the same pool goes on with the next batch
+    assert r.failed == [] and np.array_equal(r.audio, serial(e, batch, p))
+
+
+def test_process_pool_slow_progress_is_not_a_timeout(batch):
+    """item_timeout bounds one item, not a worker's whole share: 4 x 0.3 s on one worker
+    with a 1 s timeout all succeed."""
+    e = FaultyEffect("slow")
+    p = np.zeros((4, 2))
+    p[:, 1] = 1.0
+    r = render_batch(e, batch[:4], p, SR, workers=1, mode="process", item_timeout=1.0)
+    assert r.failed == [] and np.array_equal(r.audio, serial(FaultyEffect("raise"), batch[:4], np.zeros((4, 2))))
+
+
+@pytest.mark.skipif(not mda_available(), reason="Debian's mda-lv2 plugins are not installed")
+@pytest.mark.parametrize("key", ["delay", "ambience"])
+def test_lv2_thread_pool_matches_serial(key, batch):
+    """LV2 plugins may also run in threads (trusted plugins, no crash isolation): per-thread
+    work buffers keep concurrent renders apart."""
+    e = get_effect(key, "mda")
+    params = np.random.default_rng(5).random((len(batch), e.n_params))
+    with RenderPool(e, SR, workers=2, mode="thread") as pool:
+        r = pool.render(batch, params)
+    assert r.failed == [] and np.array_equal(r.audio, serial(e, batch, params))

@@ -15,7 +15,8 @@ class FaultyEffect(Effect):
 
     ``fault``: ``"abort"`` (os.abort: SIGABRT), ``"segfault"`` (reads address 0),
     ``"kill"`` (SIGKILL to itself), ``"raise"`` (RuntimeError), ``"nan"`` (NaN output),
-    ``"silent"`` (zeros), ``"hang"`` (sleeps far longer than any timeout).
+    ``"silent"`` (zeros), ``"hang"`` (sleeps far longer than any timeout), ``"slow"`` (sleeps
+    0.3 s, then renders normally: slow progress is not a hang).
     ``process=True`` asks render pools for process isolation (needed for the crashing
     faults; with threads they would kill the caller).
     """
@@ -23,7 +24,7 @@ class FaultyEffect(Effect):
     backend = "python"
 
     def __init__(self, fault: str = "raise", process: bool = True):
-        if fault not in ("abort", "segfault", "kill", "raise", "nan", "silent", "hang"):
+        if fault not in ("abort", "segfault", "kill", "raise", "nan", "silent", "hang", "slow"):
             raise ValueError(f"unknown fault {fault!r}")
         self.name = f"Faulty{fault.capitalize()}"
         self.fault = fault
@@ -44,10 +45,10 @@ class FaultyEffect(Effect):
                 return np.full_like(audio, np.nan)
             if self.fault == "silent":
                 return np.zeros_like(audio)
-            if self.fault == "hang":
+            if self.fault in ("hang", "slow"):
                 import time
 
-                time.sleep(3600)
+                time.sleep(3600 if self.fault == "hang" else 0.3)
         return audio * np.float32(10.0 ** (raw["gain"] / 20.0))
 
 
