@@ -19,11 +19,13 @@ default: one SPSA step of the default profile renders 16 examples x 2 perturbati
   direct difference ``process - _render`` of two noisy millisecond timings is also kept
   (``overhead_pct_direct`` in the JSON) but is too noisy to resolve microseconds.
 
-Timings alternate between the variants for ``--rounds`` rounds and keep each variant's
-fastest round (the least disturbed by other load); overhead uses thread CPU time.
+Timings alternate between the variants for ``--rounds`` rounds. Renders/s use each
+variant's fastest round (the least disturbed by other load); the speed-up and the ceiling
+are medians of per-round ratios (serial/pool and solo/pair timed back to back, so a slow
+drift of the machine's speed cancels); overhead uses thread CPU time.
 Writes a Markdown table to stdout and JSON to build/bench/effects.json.
 
-    python benchmarks/bench_effects.py              # full run (~3 min, a quiet machine please)
+    python benchmarks/bench_effects.py              # full run (~4 min, a quiet machine please)
     python benchmarks/bench_effects.py --quick      # seconds: checks that it works
 """
 from __future__ import annotations
@@ -154,7 +156,7 @@ def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, s
                 twin._render(clips[i], sr, raws[i])
 
     best: dict[str, float] = {}
-    ratios = []
+    ratios, ceiling_ratios = [], []
 
     def timed(name, fn, clock=time.perf_counter):
         t = clock()
@@ -170,6 +172,7 @@ def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, s
         serial(), engine(), pool.render(clips, params)  # warm-up
         for _ in range(rounds):
             s = timed("serial", serial)
+            pool.render(clips, params)  # wake the workers up: the timed call is a warm pool's
             p = timed("pool", lambda: pool.render(clips, params))
             ratios.append(s / p)
             timed("cpu_serial", serial, time.thread_time)
@@ -177,12 +180,12 @@ def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, s
             timed("twin_process", twin_process, time.thread_time)
             timed("twin_engine", twin_engine, time.thread_time)
             if ceiling is not None:
-                best["solo"] = min(best.get("solo", float("inf")), ceiling.solo())
-                best["pair"] = min(best.get("pair", float("inf")), ceiling.pair())
+                solo, pair = ceiling.solo(), ceiling.pair()
+                ceiling_ratios.append(2.0 * solo / pair)
     row = {
         "set": set_name, "effect": effect.key, "name": effect.name, "backend": effect.backend, "pool_mode": mode,
         "batch": b, "serial_renders_per_s": b / best["serial"], "pool_renders_per_s": b / best["pool"],
-        "speedup": best["serial"] / best["pool"], "speedup_median_of_rounds": statistics.median(ratios),
+        "speedup": statistics.median(ratios), "speedup_of_best_rounds": best["serial"] / best["pool"],
         "ms_per_render_serial": 1000 * best["serial"] / b,
         "cpu_ms_per_render": 1000 * best["cpu_serial"] / b, "cpu_ms_per_render_engine": 1000 * best["cpu_engine"] / b,
         "overhead_pct_direct": 100.0 * (best["cpu_serial"] - best["cpu_engine"]) / best["cpu_engine"],
@@ -191,21 +194,23 @@ def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, s
     row["overhead_us_per_render"] = 1e6 * wrapper_s
     row["overhead_pct"] = 100.0 * wrapper_s / (best["cpu_engine"] / b)
     if ceiling is not None:
-        row["ceiling"] = 2.0 * best["solo"] / best["pair"]
+        row["ceiling"] = statistics.median(ceiling_ratios)
         row["pool_share_of_ceiling"] = row["speedup"] / row["ceiling"]
     return row
 
 
 def markdown(rows: list[dict], header: str) -> str:
     has_ceiling = all("ceiling" in r for r in rows)
-    cols = ["set", "effect", "backend (pool)", "CPU ms/render", "serial renders/s", "pool renders/s", "speed-up"]
+    cols = ["set", "effect", "backend (pool)", "CPU ms/render", "serial renders/s", "pool renders/s",
+            "speed-up: median (best)"]
     if has_ceiling:
         cols += ["ceiling (2 procs)", "pool / ceiling"]
     cols += ["overhead"]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(cols) - 3)) + "|"]
     for r in rows:
         cells = [r["set"], r["name"], f"{r['backend']} ({r['pool_mode']})", f"{r['cpu_ms_per_render']:.2f}",
-                 f"{r['serial_renders_per_s']:.0f}", f"{r['pool_renders_per_s']:.0f}", f"{r['speedup']:.2f}x"]
+                 f"{r['serial_renders_per_s']:.0f}", f"{r['pool_renders_per_s']:.0f}",
+                 f"{r['speedup']:.2f}x ({r['speedup_of_best_rounds']:.2f}x)"]
         if has_ceiling:
             cells += [f"{r['ceiling']:.2f}x", f"{100 * r['pool_share_of_ceiling']:.0f}%"]
         cells += [f"{r['overhead_pct']:+.1f}% ({r['overhead_us_per_render']:.0f} us)"]
@@ -220,12 +225,23 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=2.73)
     ap.add_argument("--sr", type=int, default=24_000)
     ap.add_argument("--batch", type=int, default=None, help="clips per batch (default 32; 4 with --quick)")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 12; 2 with --quick)")
+    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 30; 2 with --quick)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the two-process ceiling")
     ap.add_argument("--sets", default="portable,mda")
     ap.add_argument("--effects", default="", help="comma-separated keys (default: all nine)")
     ap.add_argument("--out", default=None, help="JSON path (default build/bench/effects.json)")
+    ap.add_argument("--table", metavar="JSON", default=None, help="only print the table of an earlier run's JSON")
     args = ap.parse_args(argv)
+    if args.table:
+        import json
+
+        with open(args.table) as f:
+            data = json.load(f)
+        load = (data.get("loadavg") or [float("nan")])[0]
+        print(markdown(data["rows"], f"### Effect rendering ({data['seconds']} s clips at {data['sample_rate']} Hz, "
+                                     f"batch {data['batch']}, {data['workers']} workers, {data['cpu_count']} cores, "
+                                     f"load {load:.1f}, {data['rounds']} rounds)"))
+        return 0
 
     from dafxlib.effects import ALL, get_effect
     from dafxlib.effects.mda import mda_available
@@ -234,7 +250,7 @@ def main(argv=None) -> int:
     from dafxlib.paths import build_dir
 
     batch = args.batch or (4 if args.quick else 32)
-    rounds = args.rounds or (2 if args.quick else 12)
+    rounds = args.rounds or (2 if args.quick else 30)
     if batch < 1 or rounds < 1 or args.workers < 1 or args.seconds <= 0 or args.sr <= 0:
         raise ConfigError("--batch, --rounds, --workers, --seconds and --sr must be positive")
     sr = args.sr
@@ -266,7 +282,7 @@ def main(argv=None) -> int:
     cores = os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
     header = (f"### Effect rendering ({args.seconds} s clips at {sr} Hz, batch {batch}, {args.workers} workers, "
-              f"{cores} cores, load {load[0]:.1f}, best of {rounds} rounds)")
+              f"{cores} cores, load {load[0]:.1f}, {rounds} rounds)")
     print("\n" + markdown(rows, header))
     if skipped:
         print(f"\nskipped: {', '.join(skipped)}")
