@@ -20,7 +20,6 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 from . import io, paths
@@ -32,12 +31,22 @@ _FIG_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
 
 
 def git_commit() -> str:
+    """Short HEAD commit, "-dirty" when tracked files differ from it. The canonical run's own
+    outputs (figures/, report/) do not count: the run rewrites them as it goes."""
+    root = paths.repo_root()
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=paths.repo_root(),
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=10)
         commit = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=paths.repo_root(), capture_output=True, text=True, timeout=10)
+        exclude = []
+        canonical = paths.output_dir(paths.CANONICAL_PROFILE)
+        for d in (canonical / "figures", canonical / "report"):
+            try:
+                exclude.append(f":(exclude){d.resolve().relative_to(root.resolve()).as_posix()}")
+            except ValueError:  # outputs redirected outside the repository
+                pass
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude],
+                               cwd=root, capture_output=True, text=True, timeout=10)
         return commit + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -88,3 +88,29 @@ def test_no_context_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(report, "_CURRENT", None)
     with pytest.raises(DafxError, match="start_notebook"):
         report.record_number("a.b", 1)
+
+
+def test_commit_stamp_ignores_the_canonical_outputs(tmp_path, monkeypatch):
+    """The canonical run rewrites figures/ and report/ as it goes: that is not a dirty tree."""
+    import subprocess
+
+    from dafxlib.report import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("code.py", "figures/01_a.png", "report/numbers.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("v1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setenv("DAFX_ROOT", str(tmp_path))
+    monkeypatch.delenv("DAFX_OUTPUT_DIR", raising=False)
+    clean = git_commit()
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "figures/01_a.png").write_text("v2\n")
+    (tmp_path / "report/numbers.json").unlink()
+    assert git_commit() == clean
+    (tmp_path / "code.py").write_text("v2\n")
+    assert git_commit() == clean + "-dirty"
