@@ -402,11 +402,6 @@ class RenderPool:
             out[i] = 0.0
         return RenderResult(out, sorted(failed.items()), ok)
 
-    def _slices(self, b: int, n: int) -> list[list[int]]:
-        n = max(1, min(n, b))
-        bounds = np.linspace(0, b, n + 1).round().astype(int)
-        return [list(range(bounds[k], bounds[k + 1])) for k in range(n) if bounds[k + 1] > bounds[k]]
-
     # ---- threads (and serial) -------------------------------------------------------------
     def _render_one(self, fx: Effect, i: int, a, values, out, failed) -> None:
         try:
