@@ -297,6 +297,27 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
+def full_frames(canvas) -> None:
+    """Make a web canvas (ipympl / webagg) send every frame as a complete image.
+
+    By default the webagg protocol sends "diff" frames (only the changed pixels) and the
+    browser paints each over the previous one. The browser drops a frame when the next one
+    arrives before it has decoded it (it just replaces the image source), and it applies the
+    image mode current at decoding time, so under a fast drag a lost diff leaves ghosts and
+    stale fragments that no later diff repairs. Complete frames make a lost frame harmless:
+    the next one replaces the whole picture."""
+    get = getattr(canvas, "get_diff_image", None)
+    if get is None or getattr(get, "_dafx_full", False):
+        return
+
+    def full_frame():
+        canvas._force_full = True
+        return get()
+
+    full_frame._dafx_full = True  # type: ignore[attr-defined]
+    canvas.get_diff_image = full_frame
+
+
 def _widget_backend() -> bool:
     import matplotlib
 
@@ -324,9 +345,16 @@ class Explorer:
                             "notebook first (in papermill runs, use the static snapshot figure)")
         self.surface = surface
         self.throttle_s = float(throttle_s)
-        self._last_draw = 0.0
+        self.figsize = tuple(figsize)
+        self._last_frame = 0.0
         self._dragging = False
+        self._drag_moves = 0
         self._quiet = False
+        self._shown: np.ndarray | None = None  #: requested point of the update on screen
+        self.n_computed = 0  #: moves computed (one per distinct point)
+        self.n_skipped = 0  #: drag events dropped by the throttle or repeating the shown point
+        self.n_full_draws = 0
+        self.last_timing: dict[str, float] = {}
         with plt.ioff():
             self.fig = plt.figure(figsize=figsize)
         canvas = self.fig.canvas
@@ -334,6 +362,7 @@ class Explorer:
                           ("resizable", False)):
             if hasattr(canvas, attr):
                 setattr(canvas, attr, val)
+        full_frames(canvas)
         self.view = ExplorerFigure(self.fig, surface, blit=True)
         self.effect_dd = W.Dropdown(options=surface.effect_keys, value=surface.key, description="effect")
         self.clip_dd = W.Dropdown(options=surface.clip_ids, value=surface.clip_id, description="clip")
@@ -360,53 +389,96 @@ class Explorer:
         display(self.widget)
 
     # ---- rendering ----------------------------------------------------------------------
-    def apply(self, update: Update) -> None:
-        """Show ``update``: marker, bars, spectrogram, audio and a status line."""
-        self.view.update(update)
+    def apply(self, update: Update, *, t_event: float | None = None) -> None:
+        """Show ``update``: marker, bars, spectrogram, audio and a status line.
+
+        ``t_event`` is when the kernel received the mouse event (``time.perf_counter``); the
+        status line then shows the kernel's share of the user's wait: event in -> frame sent.
+        """
+        t0 = time.perf_counter()
+        self.view.update(update)  # blit: the frame (a full PNG, see full_frames) is sent here
+        t1 = time.perf_counter()
         self.player.value = wav_bytes(update.audio, self.surface.sample_rate)
+        t2 = time.perf_counter()
+        self._shown = np.asarray(update.requested, dtype=np.float64).copy()
+        start = t_event if t_event is not None else t0 - update.latency_s
+        self.last_timing = {"compute_ms": 1000 * update.latency_s, "frame_ms": 1000 * (t1 - t0),
+                            "audio_ms": 1000 * (t2 - t1), "kernel_ms": 1000 * (t2 - start)}
         raw = ", ".join(f"{k} {v:.3g}" for k, v in update.raw_params.items())
         note = " <b>(clamped to the plane)</b>" if update.clamped else ""
-        self.status.value = (f"{update.effect}: {raw}{note}<br>map + render + spectrogram "
-                             f"{1000 * update.latency_s:.0f} ms")
-        self._last_draw = time.perf_counter()
+        tm = self.last_timing
+        self.status.value = (f"{update.effect}: {raw}{note}<br>last move: {tm['kernel_ms']:.0f} ms in the kernel "
+                             f"from mouse event to frame and audio sent (compute {tm['compute_ms']:.0f} ms, "
+                             f"frame {tm['frame_ms']:.0f} ms, audio {tm['audio_ms']:.0f} ms); transfer and "
+                             f"drawing in the browser come on top. Moves computed {self.n_computed}, "
+                             f"drag events skipped {self.n_skipped}.")
+        self._last_frame = time.perf_counter()
+
+    def full_redraw(self) -> None:
+        """Redraw the whole figure and send it as one complete frame (after a drag, a switch)."""
+        self.fig.canvas.draw()
+        self.n_full_draws += 1
+
+    def _move(self, q: np.ndarray, t_event: float) -> None:
+        self.n_computed += 1
+        self.apply(self.surface.move_to(q), t_event=t_event)
+
+    def _same_as_shown(self, q: np.ndarray) -> bool:
+        return self._shown is not None and bool(np.allclose(q, self._shown, rtol=0.0, atol=1e-12))
 
     # ---- callbacks ----------------------------------------------------------------------
     def _point(self, event):
         if event.inaxes is not self.view.ax_plane or event.xdata is None:
             return None
-        return np.array([event.xdata, event.ydata])
+        return np.array([event.xdata, event.ydata], dtype=np.float64)
 
     def _on_press(self, event) -> None:
+        t_event = time.perf_counter()
         q = self._point(event)
         if q is None:
             return
         mode = self.mode.value
         if mode == "move":
             self._dragging = True
-            self.apply(self.surface.move_to(q))
+            self._drag_moves = 0
+            if not self._same_as_shown(q):
+                self._move(q, t_event)
         else:
             which = "a" if mode == "set A" else "b"
             self.surface.set_endpoint(which, q)
-            self.view.set_path(self.surface.a, self.surface.b)
-            self.apply(self.surface.move_to(self.surface.a if which == "a" else self.surface.b))
+            self.view.set_path(self.surface.a, self.surface.b, draw=False)
+            self.n_computed += 1
+            self.apply(self.surface.move_to(self.surface.a if which == "a" else self.surface.b), t_event=t_event)
+            self.full_redraw()  # the path is part of the static background
 
     def _on_motion(self, event) -> None:
         if not self._dragging or self.mode.value != "move":
             return
+        t_event = time.perf_counter()
         q = self._point(event)
-        if q is None or time.perf_counter() - self._last_draw < self.throttle_s:
+        if q is None:
             return
-        self.apply(self.surface.move_to(q))
+        if self._same_as_shown(q) or t_event - self._last_frame < self.throttle_s:
+            self.n_skipped += 1
+            return
+        self._drag_moves += 1
+        self._move(q, t_event)
 
     def _on_release(self, event) -> None:
-        if self._dragging:
-            self._dragging = False
-            q = self._point(event)
-            if q is not None:
-                self.apply(self.surface.move_to(q))
+        if not self._dragging:
+            return
+        t_event = time.perf_counter()
+        self._dragging = False
+        q = self._point(event)
+        if q is not None and not self._same_as_shown(q):  # a click computes once: press only
+            self._drag_moves += 1
+            self._move(q, t_event)
+        if self._drag_moves:  # after a drag, one complete redraw leaves nothing stale
+            self.full_redraw()
 
     def _on_effect(self, change) -> None:
         u = self.surface.set_effect(change["new"])
+        self.n_computed += 1
         self.view.rebuild()
         self._quiet = True
         try:
@@ -414,11 +486,32 @@ class Explorer:
         finally:
             self._quiet = False
         self.apply(u)
+        self.full_redraw()
 
     def _on_clip(self, change) -> None:
+        self.n_computed += 1
         self.apply(self.surface.set_clip(change["new"]))
+        self.full_redraw()
+
+    def reference_frame(self) -> np.ndarray:
+        """RGBA pixels of a fresh, independent full redraw of the shown state (a new Agg figure
+        of the same size and dpi, no blitting): what the live canvas must show."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from .plots.latent import ExplorerFigure
+
+        fig = Figure(figsize=self.fig.get_size_inches(), dpi=self.fig.dpi)
+        FigureCanvasAgg(fig)
+        view = ExplorerFigure(fig, self.surface, blit=False)
+        view.set_path(self.surface.a, self.surface.b, draw=False)
+        view.update(self.surface.last)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).copy()
 
     def _on_slider(self, change) -> None:
         if self._quiet:
             return
-        self.apply(self.surface.path(t=float(change["new"])))
+        t_event = time.perf_counter()
+        self.n_computed += 1
+        self.apply(self.surface.path(t=float(change["new"])), t_event=t_event)

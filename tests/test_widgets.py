@@ -174,8 +174,10 @@ def test_snapshot_and_explorer_wiring(surface, tmp_path):
         assert surface.last.requested == pytest.approx([3.0, 0.5], abs=1e-6)
         assert "gain" in ex.status.value
         assert ex.view.bars[0].get_width() == pytest.approx(surface.last.params01[0])
+        draws = ex.n_full_draws
         ex.effect_dd.value = "crush"
-        assert surface.key == "crush" and len(ex.view.bars) == 3 and ex.view._bg is None  # rebuilt
+        assert surface.key == "crush" and len(ex.view.bars) == 3  # rebuilt
+        assert ex.n_full_draws == draws + 1 and ex.view._bg is not None  # and redrawn in full
         ex.slider.value = 1.0
         assert surface.last.t == 1.0
         plt.close(ex.fig)
@@ -254,3 +256,124 @@ def test_plot_functions_draw_synthetic_planes(surface):
     for f in figs:
         f.canvas.draw()
         plt.close(f)
+
+
+def _text_outside_figure(fig) -> list[str]:
+    fig.canvas.draw()
+    r, fb = fig.canvas.get_renderer(), fig.bbox
+    out = []
+    for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_visible() and bool(a.get_text())):
+        bb = t.get_window_extent(r)
+        if bb.x0 < fb.x0 - 0.5 or bb.x1 > fb.x1 + 0.5 or bb.y0 < fb.y0 - 0.5 or bb.y1 > fb.y1 + 0.5:
+            out.append(t.get_text())
+    return out
+
+
+def test_explorer_figure_cuts_nothing_off_and_values_stay_clear_of_ticks(surface):
+    import matplotlib.pyplot as plt
+
+    from dafxlib.plots.latent import explorer_snapshot
+
+    for key, point in (("gain", [-4.5, 4.5]), ("crush", [4.5, -4.5]), ("crush", [60.0, 0.0])):
+        surface.set_effect(key)
+        surface.move_to(point)
+        fig = explorer_snapshot(surface)
+        labels = {t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))}
+        assert {"normalised value", "time (s)", "kHz"} <= labels
+        assert _text_outside_figure(fig) == []
+        view_bars = [a for a in fig.axes if a.get_xlabel() == "normalised value"][0]
+        r = fig.canvas.get_renderer()
+        ticks = [t.get_window_extent(r) for t in view_bars.get_yticklabels()]
+        values = [t for t in view_bars.texts if t.get_text()]
+        assert len(values) == surface.plane.n_params
+        for v in values:  # a value label never touches a parameter name or the y axis line
+            bb = v.get_window_extent(r)
+            assert all(not bb.overlaps(tb) for tb in ticks)
+            assert bb.x0 > view_bars.get_window_extent(r).x0
+        plt.close(fig)
+
+
+class _Canvas:
+    """Stand-in for a webagg canvas: records the image mode of each frame it makes."""
+
+    def __init__(self):
+        self._force_full = False
+        self.modes = []
+
+    def get_diff_image(self):
+        self.modes.append("full" if self._force_full else "diff")
+        self._force_full = False
+        return b"png"
+
+
+def test_full_frames_make_every_frame_complete():
+    from dafxlib.widgets import full_frames
+
+    c = _Canvas()
+    c.get_diff_image()
+    full_frames(c)
+    full_frames(c)  # idempotent
+    for _ in range(3):
+        assert c.get_diff_image() == b"png"
+    assert c.modes == ["diff", "full", "full", "full"]
+
+
+@pytest.fixture
+def explorer(surface):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from dafxlib.widgets import Explorer
+
+    old = matplotlib.get_backend()
+    plt.switch_backend("module://ipympl.backend_nbagg")
+    ex = Explorer(surface, throttle_s=0.0)
+    ex.fig.canvas.draw()
+    try:
+        yield ex
+    finally:
+        plt.close(ex.fig)
+        plt.switch_backend(old)
+
+
+def _mouse(ex, kind, xy, button=1):
+    from matplotlib.backend_bases import MouseEvent
+
+    x, y = ex.view.ax_plane.transData.transform(xy)
+    ex.fig.canvas.callbacks.process(kind, MouseEvent(kind, ex.fig.canvas, x, y, button=button))
+
+
+def test_a_click_computes_once_and_a_drag_ends_with_a_full_redraw(explorer):
+    calls = []
+    move_to = explorer.surface.move_to
+    explorer.surface.move_to = lambda q: calls.append(np.array(q)) or move_to(q)
+    draws = explorer.n_full_draws
+    _mouse(explorer, "button_press_event", (1.0, 1.0))
+    _mouse(explorer, "button_release_event", (1.0, 1.0))
+    assert len(calls) == 1 and explorer.n_computed >= 1
+    assert explorer.n_full_draws == draws  # a click: the blitted frame is complete already
+    _mouse(explorer, "button_press_event", (1.0, 1.0))  # the shown point again: nothing to compute
+    assert len(calls) == 1
+    for x in np.linspace(1.0, 3.0, 6)[1:]:
+        _mouse(explorer, "motion_notify_event", (x, 1.0))
+    _mouse(explorer, "motion_notify_event", (3.0, 1.0))  # a repeated point is skipped
+    _mouse(explorer, "button_release_event", (3.0, 1.0))
+    assert len(calls) == 6 and explorer.n_skipped >= 1
+    assert explorer.n_full_draws == draws + 1
+    assert explorer.surface.last.requested == pytest.approx([3.0, 1.0])
+    st = explorer.status.value
+    assert "in the kernel from mouse event to frame and audio sent" in st and "browser" in st
+    assert explorer.last_timing["kernel_ms"] >= explorer.last_timing["compute_ms"] > 0
+
+
+def test_live_canvas_equals_a_fresh_redraw_after_moves(explorer):
+    for x in np.linspace(-4.0, 4.0, 7):
+        _mouse(explorer, "button_press_event", (x, -x / 2))
+    _mouse(explorer, "button_release_event", (4.0, -2.0))
+    explorer.effect_dd.value = "crush"
+    _mouse(explorer, "button_press_event", (-1.0, 2.0))
+    _mouse(explorer, "button_release_event", (-1.0, 2.0))
+    live = np.asarray(explorer.fig.canvas.buffer_rgba()).astype(int)
+    ref = explorer.reference_frame().astype(int)
+    assert live.shape == ref.shape
+    assert np.abs(live - ref).mean() < 1.0

@@ -277,7 +277,10 @@ class ExplorerFigure:
         self.effect = s.key
         self._bg = None
         self.fig.clear()
-        gs = self.fig.add_gridspec(1, 3, width_ratios=[1.15, 0.85, 1.5], wspace=0.35)
+        # fixed margins (no layout engine: the blitted background must not move) that keep
+        # every title, tick label and axis label inside the canvas
+        gs = self.fig.add_gridspec(1, 3, width_ratios=[1.15, 0.85, 1.5], wspace=0.42, left=0.015, right=0.985,
+                                   bottom=0.16, top=0.88)
         ax = self.ax_plane = self.fig.add_subplot(gs[0])
         img, ext = domain_image(pl, 96)
         ax.imshow(img, origin="lower", extent=ext, alpha=0.3, aspect="auto", zorder=0, interpolation="nearest")
@@ -299,10 +302,14 @@ class ExplorerFigure:
         self.bars = list(ax.barh(np.arange(len(names)), np.zeros(len(names)), color=effect_color(s.key)))
         ax.set_yticks(np.arange(len(names)))
         ax.set_yticklabels(names, fontsize=8)
+        ax.tick_params(axis="y", length=0, pad=3)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel("normalised value")
-        self.bar_txt = [ax.text(0.02, i, "", va="center", fontsize=7) for i in range(len(names))]
+        # raw values sit beside the bar's end (inside it when the bar is long), on a light box
+        self.bar_txt = [ax.text(0.03, i, "", va="center", fontsize=7, zorder=3,
+                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+                        for i in range(len(names))]
         ax = self.ax_spec = self.fig.add_subplot(gs[2])
         sr = s.sample_rate
         shape = stft_image(np.zeros(len(s.audio), np.float32), s.n_fft, s.hop).shape
@@ -341,6 +348,8 @@ class ExplorerFigure:
         for bar, txt, v, (name, raw) in zip(self.bars, self.bar_txt, u.params01, u.raw_params.items()):
             bar.set_width(float(v))
             txt.set_text(f"{raw:.3g}")
+            txt.set_x(float(v) + 0.03 if v < 0.6 else float(v) - 0.03)
+            txt.set_horizontalalignment("left" if v < 0.6 else "right")
         sr = self.surface.sample_rate
         full = self.spec_img.get_array().shape != u.spectrogram.shape
         if full:  # another clip length: new extent, new ticks, so a full redraw
@@ -349,7 +358,7 @@ class ExplorerFigure:
         self.spec_img.set_data(u.spectrogram)
         self.spec_img.set_clim(0, float(u.spectrogram.max()) or 1.0)
         where = f"t = {u.t:.2f}, " if u.t is not None else ""
-        self.spec_txt.set_text(f"{where}{1000 * u.latency_s:.0f} ms" + (" (clamped)" if u.clamped else ""))
+        self.spec_txt.set_text(f"{where}{self.surface.clip_id}" + (" (clamped)" if u.clamped else ""))
         canvas = self.fig.canvas
         if self.blit and self._bg is not None:
             canvas.restore_region(self._bg)
