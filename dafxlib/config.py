@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .seeding import stable_hash
 
 
 @dataclass(frozen=True)
@@ -225,12 +226,10 @@ class Profile:
 
     def hash(self, *sections: str) -> str:
         """Stable short hash of the given sections (all when none) plus the seed, for cache keys."""
-        import hashlib
-
         d = self.to_dict()
         payload = {k: d[k] for k in (sections or [k for k in d if k != "name"])}
         payload["seed"] = self.seed
-        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return stable_hash(payload)
 
 
 _SMOKE = Profile(

@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import AudioError, DatasetError
+from .seeding import unit_hash
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +233,6 @@ def musdb_files(root: str | os.PathLike, stem: str = "mixture",
 
 
 # --------------------------------------------------------------------------- splits
-def _unit_hash(key: str, seed: int) -> float:
-    h = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2.0 ** 64
-
-
 def split_files(ids: Iterable[str], fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0,
                 method: str = "hash") -> dict[str, str]:
     """Assign each id to ``"train"``, ``"val"`` or ``"test"``; an id is in exactly one split.
@@ -256,12 +252,12 @@ def split_files(ids: Iterable[str], fractions: Sequence[float] = (0.7, 0.1, 0.2)
         edges = np.cumsum(fr)
         out = {}
         for i in ids:
-            u = _unit_hash(i, seed)
+            u = unit_hash(i, seed)
             out[i] = SPLITS[min(int(np.searchsorted(edges, u, side="right")), 2)]
         return out
     if method != "exact":
         raise DatasetError(f"unknown split method {method!r}; use 'hash' or 'exact'")
-    order = sorted(ids, key=lambda i: _unit_hash(i, seed))
+    order = sorted(ids, key=lambda i: unit_hash(i, seed))
     counts = split_counts(len(order), fr)
     out, k = {}, 0
     for split, c in zip(SPLITS, counts):

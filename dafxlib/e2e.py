@@ -29,8 +29,6 @@ threads made these tiny ops many times slower). The render pool's workers are se
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import time
 import warnings
@@ -45,6 +43,7 @@ from . import io, paths
 from .config import Profile, get_profile
 from .errors import ConfigError, EffectError, MissingArtifactError
 from .models.controller import ControllerFeatures, ControllerMLP, ControllerPredictor
+from .seeding import array_hash, stable_hash
 from .spsa import EffectLayer
 
 SIGNALS = ("audio", "regression", "both")
@@ -82,10 +81,6 @@ def artifact_name(effect_key: str, signal: str) -> str:
     return f"controllers/{effect_key.lower()}_{signal}.pt"
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def encoder_fingerprint(encoder: Any, sample_rate: int, n_samples: int) -> str:
     """Identity of a frozen encoder: hash of its weights when it exposes a ``state_dict``
     (itself or its ``model``), else of its embedding of a fixed probe (rounded)."""
@@ -93,17 +88,14 @@ def encoder_fingerprint(encoder: Any, sample_rate: int, n_samples: int) -> str:
         return "none"
     for obj in (encoder, getattr(encoder, "model", None), getattr(encoder, "vae", None)):
         if obj is not None and hasattr(obj, "state_dict"):
-            h = hashlib.sha1()
-            for k, v in sorted(obj.state_dict().items()):
-                h.update(k.encode())
-                h.update(np.ascontiguousarray(v.detach().cpu().numpy()).tobytes())
-            return "w" + h.hexdigest()[:11]
+            parts = [item for k, v in sorted(obj.state_dict().items()) for item in (k, v.detach().cpu().numpy())]
+            return "w" + array_hash(*parts, n=11)
     rng = np.random.default_rng(12345)
     t = np.arange(n_samples) / sample_rate
     x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(n_samples)).astype(np.float32)[None]
     y = np.tanh(3 * x).astype(np.float32)
     emb = np.asarray(encoder.embed(x, y), dtype=np.float64)
-    return "p" + hashlib.sha1(np.round(emb, 3).tobytes()).hexdigest()[:11]
+    return "p" + array_hash(np.round(emb, 3), n=11)
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,10 +123,8 @@ class ControllerData:
                               self.features[idx], [self.clip_ids[i] for i in idx] if self.clip_ids else [])
 
     def identity(self) -> str:
-        h = hashlib.sha1(np.ascontiguousarray(self.p, dtype=np.float32).tobytes())
-        h.update(np.ascontiguousarray(self.x[:, ::101], dtype=np.float32).tobytes())
-        h.update(np.ascontiguousarray(self.features[:, :], dtype=np.float32).tobytes())
-        return h.hexdigest()[:12]
+        f32 = np.float32
+        return array_hash(self.p.astype(f32), self.x[:, ::101].astype(f32), self.features.astype(f32))
 
 
 def make_features(profile: Profile, encoder: Any, level_fn: Any = None) -> ControllerFeatures:
@@ -150,8 +140,8 @@ def load_data(profile: Profile, effect_key: str, split: str, n: int, features: C
     ex = cached_examples(profile, effect_key, split, n, tag, corpus=corpus)
     p = np.asarray(ex.p, dtype=np.float32)
     clip_ids = [str(c) for c in getattr(ex, "clip_ids", [])]
-    ex_id = hashlib.sha1(p.tobytes() + "|".join(clip_ids).encode()).hexdigest()[:12]
-    key = _hash({"blocks": features.blocks, "encoder": fingerprint, "examples": ex_id,
+    ex_id = array_hash(p, "|".join(clip_ids))
+    key = stable_hash({"blocks": features.blocks, "encoder": fingerprint, "examples": ex_id,
                  "sr": features.sample_rate, "v": FORMAT_VERSION})
     cache = paths.cache_dir(profile.name, "controller_features") / f"{effect_key}_{split}_{key}.npz"
     feats = None
@@ -415,7 +405,7 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
              "controller": _relevant_config(cfg, signal), "train": train.identity(), "val": val.identity(),
              "encoder": fingerprint, "seed": seed, "sr": sr,
              "warm": warm_start.predictor.info.get("hash") if warm_start else None}
-    h = _hash(ident)
+    h = stable_hash(ident)
     art = paths.artifact_path(profile.name, artifact_name(key, signal))
     feats_obj = features or (warm_start.predictor.features if warm_start else None)
     if art.exists():

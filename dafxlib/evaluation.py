@@ -26,11 +26,8 @@ summaries, cached under ``build/<profile>/eval`` by atomic writes.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -40,6 +37,7 @@ import numpy as np
 from . import io, metrics as M, paths
 from .config import Profile, get_profile
 from .errors import ConfigError, DatasetError, MissingArtifactError
+from .seeding import array_hash, mix_seed, stable_hash
 
 #: every method, in table order
 METHODS: tuple[str, ...] = ("do_nothing", "random", "mean_params", "controller_audio",
@@ -54,11 +52,6 @@ SPEECH_CORPORA = ("speech", "vctk", "daps")
 DATASET_NAMES = {"musdb18hq": "musdb18", "musdb18_hq": "musdb18", "musdb": "musdb18"}
 ITO_LEVEL_WEIGHT = 1.0
 ITO_LEVEL_SCALE_DB = 6.0
-
-
-def _seed(base: int, *parts: Any) -> int:
-    """A stable seed from a base seed and labels (independent of PYTHONHASHSEED)."""
-    return (int(base) * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2 ** 31)
 
 
 # ---- test sets ----------------------------------------------------------------------------
@@ -137,11 +130,9 @@ def effect_fingerprint(effect, sample_rate: int) -> str:
     n = 4096
     probe = (0.2 * np.sin(2 * np.pi * 220.0 * np.arange(n) / sample_rate)
              + 0.05 * rng.standard_normal(n)).astype(np.float32)
-    h = hashlib.sha1(f"{effect.key}|{effect.param_names}".encode())
-    for v in (0.2, 0.5, 0.8):
-        out = effect.process(probe, int(sample_rate), np.full(effect.n_params, v))
-        h.update(np.round(np.asarray(out, np.float64), 5).tobytes())
-    return h.hexdigest()[:12]
+    outs = [np.round(np.asarray(effect.process(probe, int(sample_rate), np.full(effect.n_params, v)), np.float64), 5)
+            for v in (0.2, 0.5, 0.8)]
+    return array_hash(f"{effect.key}|{effect.param_names}", *outs)
 
 
 def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_key: str, *,
@@ -151,9 +142,8 @@ def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_ke
     n = int(n or profile.eval.n_per_cell)
     sr, half = profile.data.sample_rate, profile.half_samples
     ids = sorted(c.id for c in clips)
-    seed = _seed(profile.seed, "eval", corpus_name, effect_key)
-    key = hashlib.sha1(json.dumps([profile.hash("data", "effects"), effect_key, corpus_name, n, seed,
-                                   ids, fingerprint]).encode()).hexdigest()[:12]
+    seed = mix_seed(profile.seed, "eval", corpus_name, effect_key)
+    key = stable_hash([profile.hash("data", "effects"), effect_key, corpus_name, n, seed, ids, fingerprint])
     path = paths.cache_dir(profile.name, "eval_examples") / f"{corpus_name}_{effect_key}_{key}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
@@ -237,7 +227,7 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
         for i in range(b):
             ess.append(cma.CMAEvolutionStrategy(np.full(n_params, 0.5), sigma0,
                                                 {"bounds": [0.0, 1.0], "popsize": lam, "verbose": -9,
-                                                 "seed": _seed(seed, "cma", i) + 1}))
+                                                 "seed": mix_seed(seed, "cma", i) + 1}))
     best_f = np.full(b, np.inf)
     best_p = np.full((b, n_params), 0.5)
     best_y = np.zeros_like(x, dtype=np.float32)
@@ -279,7 +269,7 @@ def run_method(method: str, es: EvalSet, pool, n_params: int, *, predictors: Map
     if method == "do_nothing":
         return MethodOutput(x.copy(), None, time.perf_counter() - t0, 0, np.zeros(b, bool))
     if method == "random":
-        p = np.random.default_rng(_seed(seed, "random", es.corpus, es.effect)).random((b, n_params))
+        p = np.random.default_rng(mix_seed(seed, "random", es.corpus, es.effect)).random((b, n_params))
         return _render_method(pool, x, p, t0)
     if method == "mean_params":
         return _render_method(pool, x, np.full((b, n_params), 0.5), t0)
@@ -298,7 +288,7 @@ def run_method(method: str, es: EvalSet, pool, n_params: int, *, predictors: Map
         if encoder is None:
             raise MissingArtifactError("ITO needs the selected encoder; run notebook 03_beta_tuning")
         p, y_hat, _, renders = ito_search(pool, encoder, x, es.y_ref, n_params, budget=ito_budget,
-                                          seed=_seed(seed, "ito", es.corpus, es.effect))
+                                          seed=mix_seed(seed, "ito", es.corpus, es.effect))
         return MethodOutput(y_hat, p.astype(np.float32), time.perf_counter() - t0, renders * b,
                             np.zeros(b, bool), note=f"CMA-ES, {renders} renders per clip")
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -422,7 +412,7 @@ def cell_summary(table, *, n_boot: int = 1000, seed: int = 0, metrics: Iterable[
             v = g[m].to_numpy(float)
             if not np.isfinite(v).any() and m in ("pesq", "param_mae"):
                 continue  # not applicable (music corpus, or a method without parameters)
-            mean, lo, hi = bootstrap_ci(v, n_boot, _seed(seed, "boot", corpus, effect, method, m))
+            mean, lo, hi = bootstrap_ci(v, n_boot, mix_seed(seed, "boot", corpus, effect, method, m))
             out.append({"corpus": corpus, "effect": effect, "method": method, "metric": m,
                         "mean": mean, "lo": lo, "hi": hi, "n": int(np.isfinite(v).sum()),
                         "n_excluded": int((~np.isfinite(v)).sum())})
@@ -449,7 +439,7 @@ def win_table(table, method: str = "controller", against: Sequence[str] = ("do_n
                             f"{key}_significant": None, f"{key}_n": 0})
                 continue
             d = sgn * (a - b)  # < 0: method better
-            _, lo, hi = bootstrap_ci(d, n_boot, _seed(seed, "pair", corpus, effect, method, other, metric))
+            _, lo, hi = bootstrap_ci(d, n_boot, mix_seed(seed, "pair", corpus, effect, method, other, metric))
             row.update({f"{method}_mean": float(a.mean()), f"{other}_mean": float(b.mean()),
                         f"{key}_win": bool(d.mean() < 0), f"{key}_win_rate": float(np.mean((d < 0) + 0.5 * (d == 0))),
                         f"{key}_significant": bool(hi < 0), f"{key}_n": int(a.size)})
@@ -544,9 +534,8 @@ def _artifact_fingerprint(profile: str) -> list:
 
 
 def cache_key(profile: Profile, methods, effects, corpora, effect_prints: Sequence[str] = ()) -> str:
-    blob = json.dumps([profile.hash(), list(methods), list(effects), list(corpora), list(effect_prints),
-                       _artifact_fingerprint(profile.name)], default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return stable_hash([profile.hash(), list(methods), list(effects), list(corpora), list(effect_prints),
+                        _artifact_fingerprint(profile.name)], 16)
 
 
 def save_results(res: EvalResults, profile: str) -> Path:

@@ -13,7 +13,6 @@ effected) spectrogram images for the VAE, with effect labels and statistics.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,9 @@ from torch.utils.data import Dataset
 
 from . import io, paths
 from .errors import AudioError, DatasetError, EffectError
+from .seeding import derive_seed, stable_hash
 
-__all__ = ["Examples", "make_examples", "cached_examples", "PairSpecDataset", "derive_seed"]
+__all__ = ["Examples", "make_examples", "cached_examples", "PairSpecDataset"]
 
 _CACHE_VERSION = 1
 
@@ -86,11 +86,6 @@ class Examples:
             return cls(z["x"], z["y"], z["y_ref"], z["p"], z["clip_ids"], meta["effect"],
                        tuple(meta["param_names"]), int(meta["sample_rate"]), z["kinds"],
                        int(meta["n_failed"]), list(meta.get("failures", [])))
-
-
-def derive_seed(*parts: Any) -> int:
-    """A stable 31-bit seed from any printable parts (independent of PYTHONHASHSEED)."""
-    return int(hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 def _render(effect, audios: np.ndarray, params: np.ndarray, sample_rate: int, workers: int):
@@ -163,7 +158,7 @@ def _cache_path(profile, effect_key: str, split: str, n: int, tag: str) -> Path:
     ident = {"v": _CACHE_VERSION, "data": profile.to_dict()["data"],
              "effect_set": profile.effects.effect_set, "seed": profile.seed,
              "effect": effect_key, "split": split, "n": int(n), "tag": tag}
-    h = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    h = stable_hash(ident, 10)
     safe_tag = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in tag)
     return paths.cache_dir(profile.name, "pairs") / f"{effect_key}_{split}_{safe_tag}_{n}_{h}.npz"
 

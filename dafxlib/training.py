@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io as _stdio
-import json
 import logging
 import math
 import os
@@ -48,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import io
 from .errors import ConfigError
+from .seeding import stable_hash
 
 __all__ = ["fit", "FitResult", "make_loader", "EpochSampler", "beta_at", "config_hash",
            "read_log", "BETA_SCHEDULES"]
@@ -163,8 +162,7 @@ def _jsonable(obj: Any) -> Any:
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """Stable 12-hex-digit hash of a JSON-able configuration."""
-    blob = json.dumps(_jsonable(config), sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+    return stable_hash(_jsonable(config))
 
 
 # ---------------------------------------------------------------------------------------

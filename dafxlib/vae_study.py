@@ -23,7 +23,8 @@ import torch
 
 from . import analysis, io, paths
 from .errors import ConfigError, DatasetError
-from .pairs import Examples, PairSpecDataset, cached_examples, derive_seed
+from .pairs import Examples, PairSpecDataset, cached_examples
+from .seeding import derive_seed
 from .spectrogram import NormStats, Spectrogrammer
 
 __all__ = ["VAEData", "ProbeData", "VAERun", "load_vae_data", "load_probe_data", "vae_config",

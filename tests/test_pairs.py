@@ -10,7 +10,8 @@ import torch
 from dafxlib.config import get_profile
 from dafxlib.effects.base import Effect, ParamSpec
 from dafxlib.errors import AudioError, DatasetError, EffectError
-from dafxlib.pairs import Examples, PairSpecDataset, cached_examples, derive_seed, make_examples
+from dafxlib.pairs import Examples, PairSpecDataset, cached_examples, make_examples
+from dafxlib.seeding import derive_seed
 from dafxlib.spectrogram import Spectrogrammer
 
 SR = 8000

@@ -22,8 +22,6 @@ keyed by a hash of the data settings, the seed and :data:`CORPUS_VERSION`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +35,7 @@ from .. import audio as A
 from .. import io, paths
 from ..config import Profile, get_profile
 from ..errors import AudioError
+from ..seeding import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +208,7 @@ def corpus_key(profile: Profile) -> str:
             d["espeakng_loader"] = version("espeakng-loader")
         except Exception:  # pragma: no cover
             pass
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return stable_hash(d)
 
 
 def build_corpus(profile: Profile | str, *, rebuild: bool = False, workers: int | None = None) -> Corpus:

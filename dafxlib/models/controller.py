@@ -256,10 +256,3 @@ class ControllerPredictor:
 
     def __repr__(self) -> str:
         return f"<ControllerPredictor {self.effect_key}/{self.signal} P={self.n_params} blocks={self.features.blocks}>"
-
-
-def load_controller(profile, effect_key: str, signal: str, **kw) -> ControllerPredictor:
-    """See :func:`dafxlib.e2e.load_controller` (re-exported here for convenience)."""
-    from ..e2e import load_controller as _load
-
-    return _load(profile, effect_key, signal, **kw)
