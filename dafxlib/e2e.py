@@ -28,7 +28,6 @@ threads made these tiny ops many times slower). The render pool's workers are se
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
@@ -45,6 +44,7 @@ from .errors import ConfigError, EffectError, MissingArtifactError
 from .models.controller import ControllerFeatures, ControllerMLP, ControllerPredictor
 from .seeding import array_hash, stable_hash
 from .spsa import EffectLayer
+from .threads import threads_callback, torch_threads
 
 SIGNALS = ("audio", "regression", "both")
 #: tie-break order when two signals score the same on validation (simplest first)
@@ -236,34 +236,6 @@ def audio_loss_fn(fft_sizes: Sequence[int] = (512, 1024, 2048), hop_fraction: fl
                                                  win_lengths=sizes)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads (None: unchanged), then restore."""
-    if n is None:
-        yield
-        return
-    if int(n) < 1:
-        raise ConfigError(f"controller.torch_threads must be >= 1 or None, got {n}")
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _threads_callback(n: int | None):
-    """Set torch threads once the Trainer starts (fit sets its own count before that)."""
-    import lightning.pytorch as pl
-
-    class _Threads(pl.Callback):
-        def setup(self, trainer, pl_module, stage):
-            if n is not None:
-                torch.set_num_threads(int(n))
-
-    return _Threads()
-
-
 def _best_state_callback(path: Path, initial: tuple[float, dict] | None):
     """Keep the weights with the lowest ``val_loss`` in ``path`` (survives a resume)."""
     import lightning.pytorch as pl
@@ -453,7 +425,7 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
             warm_rows.append({"epoch": -1, "step": 0, "val_loss": initial[0]})
         cb = _best_state_callback(best_path, None if best_path.exists() else initial)
         res = fit(module, train_loader, val_loader, run_dir, epochs, seed=seed, progress=progress,
-                  config=ident, callbacks=[cb, _threads_callback(cfg.torch_threads)],
+                  config=ident, callbacks=[cb, threads_callback(cfg.torch_threads)],
                   ckpt_every_n_steps=cfg.ckpt_every_n_steps)
         return res
 

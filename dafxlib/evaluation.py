@@ -38,6 +38,7 @@ from . import io, metrics as M, paths
 from .config import Profile, get_profile
 from .errors import ConfigError, DatasetError, MissingArtifactError
 from .seeding import array_hash, mix_seed, stable_hash
+from .threads import single_thread
 
 #: every method, in table order
 METHODS: tuple[str, ...] = ("do_nothing", "random", "mean_params", "controller_audio",
@@ -216,7 +217,7 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
     lam = max(2, min(4 + int(3 * np.log(max(n_params, 1))), budget // 3))
     lam = min(lam, budget)
     gens = max(1, budget // lam)
-    with M.single_thread():  # small conv batches: no thread-barrier stalls on a busy 2-core machine
+    with single_thread():  # small conv batches: no thread-barrier stalls on a busy 2-core machine
         e_ref = np.asarray(encoder.embed(x, y_ref), np.float64)
     scale = e_ref.std(axis=0) if b > 1 else np.ones(e_ref.shape[1])
     scale = np.maximum(scale, 1e-3 * max(float(scale.max()), 1e-6))
@@ -240,7 +241,7 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
         X = np.repeat(x, lam, axis=0)
         Y, failed = _render(pool, X, P)
         renders += lam
-        with M.single_thread():
+        with single_thread():
             e = np.asarray(encoder.embed(X, Y), np.float64)
         d_emb = np.mean(((e - np.repeat(e_ref, lam, axis=0)) / scale) ** 2, axis=1)
         d_lvl = ((M.rms_db(Y) - np.repeat(ref_db, lam)) / ITO_LEVEL_SCALE_DB) ** 2
@@ -328,7 +329,7 @@ def evaluate_cell(es: EvalSet, pool, n_params: int, methods: Sequence[str], *,
                 try:
                     if src is None:
                         raise MissingArtifactError("no best signal known; run notebook 04_end_to_end")
-                    with M.single_thread():
+                    with single_thread():
                         outputs[src] = run_method(src, es, pool, n_params, predictors=predictors, seed=seed)
                 except MissingArtifactError as exc:
                     skipped.append({"corpus": es.corpus, "effect": es.effect, "method": method, "reason": str(exc)})
@@ -336,7 +337,7 @@ def evaluate_cell(es: EvalSet, pool, n_params: int, methods: Sequence[str], *,
             out = outputs[src]
         else:
             try:
-                with M.single_thread():  # same thread policy for every method (fair costs)
+                with single_thread():  # same thread policy for every method (fair costs)
                     out = run_method(method, es, pool, n_params, predictors=predictors, encoder=encoder,
                                      ito_budget=ito_budget, seed=seed)
             except MissingArtifactError as exc:

@@ -39,10 +39,8 @@ penalises it instead of excusing it; such items are counted as ``floored``.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +49,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import AudioError
+from .threads import single_thread
 
 # ---- settings (documented in the module docstring) --------------------------------------
 MRSTFT_FFT_SIZES: tuple[int, ...] = (32, 128, 512, 2048, 8192, 32768)
@@ -213,26 +212,6 @@ def _msd_module(n: int, sample_rate: int):
     return auraloss.freq.MelSTFTLoss(sample_rate, fft_size=f, hop_size=f, win_length=f, w_sc=0.0,
                                      w_log_mag=1.0, w_lin_mag=1.0, n_mels=min(MSD_N_MELS, f // 2),
                                      reduction="none")
-
-
-@contextlib.contextmanager
-def single_thread(enabled: bool | None = None):
-    """Run small torch ops on one thread (restored after). On a busy 2-core machine,
-    multi-threaded tiny STFTs stall on thread barriers (measured 7 vs 50-300 ms per item).
-    ``enabled=None``: only on machines with at most four cores."""
-    import torch
-
-    if enabled is None:
-        enabled = (os.cpu_count() or 1) <= 4
-    n = torch.get_num_threads()
-    if not enabled or n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _per_item(modules, est: np.ndarray, tgt: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from . import io
 from .errors import ConfigError
 from .seeding import stable_hash
+from .threads import set_torch_threads
 
 __all__ = ["fit", "FitResult", "make_loader", "EpochSampler", "beta_at", "config_hash",
            "read_log", "BETA_SCHEDULES"]
@@ -417,7 +418,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
                          history=history, final_metrics=_final_metrics(history),
                          trained_epochs=float(meta.get("trained_epochs", 0.0)))
 
-    torch.set_num_threads(max(1, int(num_threads or os.cpu_count() or 1)))
+    set_torch_threads(num_threads or None)
     pl.seed_everything(int(seed), workers=True, verbose=False)
     last = run_dir / LAST
     resumed = last.exists()
