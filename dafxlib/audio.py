@@ -21,6 +21,47 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 #: below this RMS (dBFS) a signal counts as silent
 SILENCE_DB = -60.0
 _EPS = 1e-12
+#: the sample-rate range every public entry accepts (8 kHz is the lowest rate PESQ and the
+#: effects are meaningful at; a rate typed in kHz, e.g. 24 for 24000, is refused up front)
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 768_000
+#: full-scale value of each integer PCM type (float = int / scale)
+_PCM_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+
+
+# --------------------------------------------------------------------------- entry checks
+def check_sample_rate(sample_rate, who: str = "audio", *, error: type[Exception] = AudioError,
+                      allow_float: bool = False) -> int:
+    """``sample_rate`` as an int in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE], or ``error`` saying why
+    (``allow_float``: a float with a whole value, e.g. 24000.0, is accepted too)."""
+    kinds = (int, np.integer, float, np.floating) if allow_float else (int, np.integer)
+    if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, kinds):
+        raise error(f"{who}: sample_rate must be an int number of Hz (e.g. 24000), got {sample_rate!r}")
+    if not float(sample_rate).is_integer():
+        raise error(f"{who}: sample_rate must be a whole number of Hz (e.g. 24000), got {sample_rate!r}")
+    sr = int(sample_rate)
+    if sr < MIN_SAMPLE_RATE:
+        hint = f"; sample rates are in Hz, not kHz (did you mean {sr * 1000}?)" if 0 < sr < 1000 else ""
+        raise error(f"{who}: sample rate {sr} Hz is below {MIN_SAMPLE_RATE} Hz, the lowest this library "
+                    f"supports{hint}")
+    if sr > MAX_SAMPLE_RATE:
+        raise error(f"{who}: sample rate {sr} Hz is above {MAX_SAMPLE_RATE} Hz; pass the rate in Hz "
+                    "(e.g. 48000) or resample with dafxlib.audio.resample")
+    return sr
+
+
+def as_float_audio(audio, who: str = "audio", *, error: type[Exception] = AudioError) -> np.ndarray:
+    """``audio`` as a float array: int8/int16/int32 PCM scaled to [-1, 1) (x / full scale),
+    float kept; other types (bool, int64, unsigned, complex, objects) refused with ``error``."""
+    a = np.asarray(audio)
+    if a.dtype in _PCM_SCALE:
+        return (a.astype(np.float64) / _PCM_SCALE[a.dtype]).astype(np.float32)
+    if a.dtype.kind == "f":
+        return a
+    if a.dtype.kind in "biuc" or a.dtype == object:
+        raise error(f"{who}: audio of dtype {a.dtype} is not supported; pass float audio in [-1, 1] or "
+                    "int16/int32 PCM (scaled by full scale)")
+    raise error(f"{who}: expected a numeric audio array, got dtype {a.dtype}")
 
 
 # --------------------------------------------------------------------------- loading
@@ -282,9 +323,13 @@ def validate_audio(audio, sample_rate: int | None = None, *, name: str = "audio"
     silent (unless ``allow_silent``), at most ``max_channels`` channels, peak below ``max_abs``.
     """
     try:
-        a = np.asarray(audio, dtype=np.float32)
+        a = np.asarray(as_float_audio(audio, name), dtype=np.float32)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, AudioError):
+            raise
         raise AudioError(f"{name}: expected a numeric array, got {type(audio).__name__}") from exc
+    if sample_rate is not None:
+        check_sample_rate(sample_rate, name)
     if a.ndim not in (1, 2) or (mono is True and a.ndim != 1) or (mono is False and a.ndim != 2):
         want = {True: "(samples,)", False: "(channels, samples)", None: "(samples,) or (channels, samples)"}[mono]
         raise AudioError(f"{name}: expected shape {want}, got {a.shape}; use dafxlib.audio.to_mono "
@@ -322,7 +367,8 @@ __all__ = [
     "AUDIO_EXTENSIONS", "SILENCE_DB", "load_audio", "audio_info", "to_mono", "resample", "rms",
     "rms_db", "peak", "db_to_gain", "peak_normalise", "loudness", "loudness_normalise",
     "is_silent", "frame_rms_db", "active_mask", "active_fraction", "trim_silence", "fade",
-    "segment", "fit_length", "validate_audio",
+    "segment", "fit_length", "validate_audio", "check_sample_rate", "as_float_audio", "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
 ]
 
 

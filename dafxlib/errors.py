@@ -27,3 +27,15 @@ class PluginNotFoundError(EffectError):
 
 class MissingArtifactError(DafxError, FileNotFoundError):
     """An artifact that an earlier notebook writes is missing."""
+
+
+class CorruptFileError(DafxError, ValueError):
+    """A cache, checkpoint or archive on disk is damaged (truncated, bad CRC, not parseable)."""
+
+
+class TrainingDivergedError(DafxError, FloatingPointError):
+    """Training produced a non-finite loss or non-finite weights."""
+
+
+class RenderPoolError(EffectError):
+    """The render pool's worker processes keep dying before they render anything."""

@@ -48,6 +48,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .audio import as_float_audio, check_sample_rate
 from .errors import AudioError
 from .threads import single_thread
 
@@ -134,7 +135,7 @@ class MetricReport:
 
 
 def _as_batch(a, name: str) -> np.ndarray:
-    arr = np.asarray(a)
+    arr = as_float_audio(a, name)  # int16/int32 PCM scaled to [-1, 1), other non-floats refused
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim == 3 and arr.shape[1] == 1:
@@ -234,6 +235,7 @@ def spectral_centroid(audio, sample_rate: int) -> np.ndarray:
     """Mean frame spectral centroid in Hz per item (frames above -100 dBFS; 0 for silence)."""
     import torch
 
+    sample_rate = check_sample_rate(sample_rate, "spectral_centroid", allow_float=True)
     a = _as_batch(audio, "audio")
     a = np.where(np.isfinite(a), a, 0.0)
     n_fft = min(SCE_N_FFT, 2 ** int(math.floor(math.log2(a.shape[1]))))
@@ -261,6 +263,7 @@ def _centroid_chunk(torch, chunk: np.ndarray, n_fft: int, hop: int, win, freqs) 
 
 def low_frequency_ratio(audio, sample_rate: int, cutoff_hz: float = LF_CUTOFF_HZ) -> np.ndarray:
     """Share of energy below ``cutoff_hz`` (0..1) per item; 0 for silence."""
+    sample_rate = check_sample_rate(sample_rate, "low_frequency_ratio", allow_float=True)
     a = _as_batch(audio, "audio")
     a = np.where(np.isfinite(a), a, 0.0)
     spec = np.abs(np.fft.rfft(a, axis=1)) ** 2
@@ -288,6 +291,7 @@ def loudness_lufs(audio, sample_rate: int) -> np.ndarray:
     """Integrated loudness (LUFS) per item, floored at -70 LUFS (the absolute gate).
 
     Raises :class:`AudioError` for clips shorter than one 400 ms gating block."""
+    sample_rate = check_sample_rate(sample_rate, "loudness_lufs", allow_float=True)
     a = _as_batch(audio, "audio")
     if a.shape[1] < LUFS_MIN_SECONDS * sample_rate:
         raise AudioError(f"LUFS needs clips of at least {LUFS_MIN_SECONDS} s, got {a.shape[1] / sample_rate:.3f} s")
@@ -350,9 +354,9 @@ def compute_metrics(estimate, target, sample_rate: int, *, metrics: Iterable[str
     ``target_cache``: pass the same dict when scoring several estimates against one target
     (target descriptors are then computed once; a different target raises AudioError).
     """
-    sample_rate = int(sample_rate)
-    if sample_rate <= 0:
-        raise AudioError(f"sample_rate must be a positive int, got {sample_rate}")
+    # PESQ resamples to 16 kHz; below 8 kHz its C library can crash the process (band-limited
+    # input), and every other metric is meaningless: refuse such rates up front
+    sample_rate = check_sample_rate(sample_rate, "compute_metrics", allow_float=True)
     names = list(metrics) if metrics is not None else (
         list(AUDIO_METRICS) + (["param_mae"] if params_hat is not None and params_true is not None else []))
     unknown = sorted(set(names) - set(METRICS))
@@ -467,7 +471,7 @@ def param_mae(params_hat, params_true) -> np.ndarray:
 
 def mrstft(estimate, target) -> np.ndarray:
     """Per-item MR-STFT distance (study settings; raises on non-finite or silent targets)."""
-    vals, rep = compute_metrics(estimate, target, 1, metrics=["mrstft"])
+    vals, rep = compute_metrics(estimate, target, PESQ_RATE, metrics=["mrstft"])  # MR-STFT ignores the rate
     _raise_if_excluded(rep)
     return vals["mrstft"]
 

@@ -36,9 +36,10 @@ from typing import Sequence
 
 import numpy as np
 
+from .audio import as_float_audio, check_sample_rate
 from .effects.base import Effect
 from .effects.dsp import copy_sum_squares, sum_squares
-from .errors import EffectError
+from .errors import EffectError, RenderPoolError
 
 __all__ = ["RenderPool", "RenderResult", "render_batch"]
 
@@ -189,6 +190,8 @@ class _ProcessWorker:
         self.jobs: collections.deque[list[int]] = collections.deque()
         self.started_seen = 0
         self.last_progress = time.monotonic()
+        #: set once the worker has finished a job (a later death is not a start-up failure)
+        self.rendered = False
 
     @property
     def busy(self) -> bool:
@@ -293,8 +296,7 @@ class RenderPool:
                  mp_context: str = "spawn"):
         if not isinstance(effect, Effect):
             raise EffectError(f"RenderPool needs an Effect, got {type(effect).__name__}")
-        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise EffectError(f"sample_rate must be a positive int, got {sample_rate!r}")
+        sample_rate = check_sample_rate(sample_rate, f"RenderPool({effect.name})", error=EffectError)
         if int(workers) < 1:
             raise EffectError(f"workers must be >= 1, got {workers}")
         if mode == "auto":
@@ -314,6 +316,8 @@ class RenderPool:
         self._procs: list[_ProcessWorker] = []
         self._shared = [_Shared(), _Shared(), _Shared(np.int8)]  # process mode: in, out, item states
         self.restarts = 0
+        #: workers that died in a row before rendering any item (reset by any progress)
+        self._startup_deaths = 0
         if mode in ("thread", "serial"):
             n = self.workers if mode == "thread" else 1
             self._clones = [effect.clone() for _ in range(n)]
@@ -351,9 +355,9 @@ class RenderPool:
             lengths = {np.asarray(a).reshape(-1).shape[0] for a in audios}
             if len(lengths) > 1:
                 raise EffectError(f"{name}: all clips of a batch must have the same length, got {sorted(lengths)}")
-            audios = np.stack([np.asarray(a, dtype=np.float32).reshape(-1) for a in audios]) if audios else \
-                np.zeros((0, 0), np.float32)
-        a = np.ascontiguousarray(audios, dtype=np.float32)
+            audios = np.stack([as_float_audio(a, name, error=EffectError).reshape(-1) for a in audios]) \
+                if audios else np.zeros((0, 0), np.float32)
+        a = np.ascontiguousarray(as_float_audio(audios, name, error=EffectError), dtype=np.float32)
         if a.ndim != 2 or a.shape[1] == 0:
             raise EffectError(f"{name}: audios must have shape (batch, samples), got {a.shape}")
         if check_audio and not math.isfinite(sum_squares(a.reshape(-1))):
@@ -486,14 +490,18 @@ class RenderPool:
     def _dispatch(self, st: "_ProcessBatch") -> None:
         """Top every worker up to JOBS_AHEAD chunks while items are left."""
         n = len(self._procs)
-        for w in self._procs:
+        for k, w in enumerate(self._procs):
             while st.todo and not st.bad_input and len(w.jobs) < self.JOBS_AHEAD:
                 size = max(1, -(-len(st.todo) // (2 * n)))
                 chunk, st.todo = st.todo[:size], st.todo[size:]
                 if not st.copy_in(max(chunk) + 1):
                     st.todo = []  # a NaN/inf input: finish what is out, then raise
                     return
-                w.send(st.head, chunk, st.values)
+                try:
+                    w.send(st.head, chunk, st.values)
+                except OSError:  # the worker is already dead (its pipe is broken): its items go back
+                    self._fail_and_restart(k, w.death_reason(), st)
+                    w = self._procs[k]
 
     def _service(self, k: int, st: "_ProcessBatch") -> None:
         """Read what worker ``k`` sent; if it has died, blame the item it had started."""
@@ -503,6 +511,8 @@ class RenderPool:
                 msg = w.conn.recv()
                 if msg is None:  # a job is done: each of its items is OK or FAILED
                     st.finish(w.jobs.popleft())
+                    w.rendered = True
+                    self._startup_deaths = 0
                     w.started_seen, w.last_progress = 0, time.monotonic()
                 else:
                     st.failed[msg[0]] = msg[1]
@@ -521,14 +531,37 @@ class RenderPool:
             elif now - w.last_progress >= self.item_timeout:
                 self._fail_and_restart(k, f"timeout: no result within {self.item_timeout:g} s", st)
 
+    def _give_up(self, reason: str, st: "_ProcessBatch") -> None:
+        """Stop restarting workers that die before rendering anything, and say why."""
+        st.todo = []
+        for w in self._procs:
+            w.jobs.clear()
+            w.kill()
+        self._closed = True
+        self._finalizer()
+        raise RenderPoolError(
+            f"{self.effect.name}: {self._startup_deaths} render worker processes in a row died before rendering "
+            f"anything (last: {reason}). Likely cause: the 'spawn' start method re-imports your main script in "
+            "every worker, so a script that renders at import time must put that code under "
+            "`if __name__ == \"__main__\":` (the workers' error output above says more). Otherwise the effect "
+            "cannot be built in a fresh process (plugin missing there?); mode='thread' avoids processes.")
+
     def _replace(self, k: int) -> None:
         self._procs[k].kill()
         self._procs[k] = self._new_proc()  # same list object: the finalizer sees the new worker
         self.restarts += 1
 
+    #: workers that may die in a row before starting any item before the pool gives up
+    MAX_STARTUP_DEATHS = 3
+
     def _fail_and_restart(self, k: int, reason: str, st: "_ProcessBatch") -> None:
         """Worker ``k`` died or hung: its STARTED item fails, its unstarted items go back."""
         w = self._procs[k]
+        started_any = w.proc.is_alive() or any(st.status[i] != QUEUED for job in w.jobs for i in job) \
+            or w.rendered
+        self._startup_deaths = 0 if started_any else self._startup_deaths + 1
+        if self._startup_deaths >= self.MAX_STARTUP_DEATHS:
+            self._give_up(reason, st)
         try:  # reasons the worker sent before it died
             while w.conn.poll():
                 msg = w.conn.recv()

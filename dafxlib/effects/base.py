@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..audio import as_float_audio, check_sample_rate
 from ..errors import EffectError
 from .dsp import sum_squares
 
@@ -130,10 +131,9 @@ class Effect(ABC):
     # ---- audio ------------------------------------------------------------------
     def process(self, audio: np.ndarray, sample_rate: int, params01, *, tail_seconds: float = 0.0) -> np.ndarray:
         """Render mono ``audio`` through the effect at normalised settings ``params01``."""
+        sample_rate = check_sample_rate(sample_rate, self.name, error=EffectError)
         audio = _validate_audio(audio, self.name)
-        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise EffectError(f"{self.name}: sample_rate must be a positive int, got {sample_rate!r}")
-        return self._process_checked(audio, int(sample_rate), self._checked_values(params01), tail_seconds)
+        return self._process_checked(audio, sample_rate, self._checked_values(params01), tail_seconds)
 
     def _process_checked(self, audio: np.ndarray, sample_rate: int, values: Sequence[float],
                          tail_seconds: float = 0.0) -> np.ndarray:
@@ -165,7 +165,7 @@ class Effect(ABC):
 
 
 def _validate_audio(audio, name: str) -> np.ndarray:
-    a = np.asarray(audio)
+    a = as_float_audio(audio, name, error=EffectError)  # int16/int32 PCM scaled to [-1, 1)
     if a.ndim == 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 1:
