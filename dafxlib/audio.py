@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from .errors import AudioError
 
 #: extensions :func:`load_audio` and :func:`dafxlib.datasets.load_folder` accept
@@ -21,10 +22,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 #: below this RMS (dBFS) a signal counts as silent
 SILENCE_DB = -60.0
 _EPS = 1e-12
-#: the sample-rate range every public entry accepts (8 kHz is the lowest rate PESQ and the
-#: effects are meaningful at; a rate typed in kHz, e.g. 24 for 24000, is refused up front)
-MIN_SAMPLE_RATE = 8_000
-MAX_SAMPLE_RATE = 768_000
+#: the one silence floor of every level in dB (RMS 1e-5): metrics, features and figures agree on it
+LEVEL_FLOOR_DB = -100.0
 #: full-scale value of each integer PCM type (float = int / scale)
 _PCM_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
@@ -151,17 +150,17 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- level
 def rms(audio: np.ndarray, axis: int | None = -1) -> np.ndarray | float:
-    """Root mean square (along ``axis``; ``None`` for the whole array)."""
+    """Root mean square in float64 (along ``axis``; ``None`` for the whole array)."""
     a = np.asarray(audio, dtype=np.float64)
     r = np.sqrt(np.mean(np.square(a), axis=axis))
-    return float(r) if np.ndim(r) == 0 else r.astype(np.float32)
+    return float(r) if np.ndim(r) == 0 else r
 
 
-def rms_db(audio: np.ndarray, axis: int | None = -1, floor_db: float = -120.0) -> np.ndarray | float:
-    """RMS in dBFS (a full-scale sine is -3 dB), floored at ``floor_db``."""
+def rms_db(audio: np.ndarray, axis: int | None = -1, floor_db: float = LEVEL_FLOOR_DB) -> np.ndarray | float:
+    """RMS in dBFS (a full-scale sine is -3 dB), floored at :data:`LEVEL_FLOOR_DB`: the one level function."""
     r = np.asarray(rms(audio, axis=axis), dtype=np.float64)
     d = np.maximum(20.0 * np.log10(np.maximum(r, _EPS)), floor_db)
-    return float(d) if d.ndim == 0 else d.astype(np.float32)
+    return float(d) if d.ndim == 0 else d
 
 
 def peak(audio: np.ndarray) -> float:

@@ -15,11 +15,35 @@ The three profiles (DESIGN.md section 3):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+
+#: sample rates every public entry accepts (effects, render, metrics, profiles): 8 kHz is the
+#: lowest rate PESQ and the effects are meaningful at, and a rate typed in kHz (24 for 24000)
+#: is refused up front instead of crashing a plugin or a C library
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 768_000
+#: effect sets dafxlib.effects provides
+EFFECT_SETS: tuple[str, ...] = ("portable", "mda")
+
+
+def _c(default: Any, **rules: Any) -> Any:
+    """A field with its constraints beside it (checked by :func:`validate` after overrides).
+
+    Rules: ``min``/``max`` (inclusive), ``gt``/``lt`` (exclusive) for numbers or each item of a
+    tuple; ``choices`` for a string or each item of a tuple; ``nonempty`` for tuples; ``sum``
+    (the items must add up to it); ``folder`` (an existing directory). None, where the type
+    allows it, skips the rules.
+    """
+    return field(default=default, metadata=rules)
 from .seeding import stable_hash
 
 
@@ -27,53 +51,53 @@ from .seeding import stable_hash
 class DataConfig:
     """Corpus and example geometry."""
 
-    sample_rate: int = 24_000
+    sample_rate: int = _c(24_000, min=MIN_SAMPLE_RATE, max=MAX_SAMPLE_RATE)
     #: length of one half (A or B) of a clip, in seconds; a clip is two halves
-    half_seconds: float = 1.0
+    half_seconds: float = _c(1.0, gt=0.0, max=60.0)
     #: "embedded" (espeak-ng speech + synthesised music) or "paper" (VCTK/DAPS/MUSDB18-HQ)
-    corpus: str = "embedded"
-    n_speech: int = 120
-    n_music: int = 120
+    corpus: str = _c("embedded", choices=("embedded", "paper"))
+    n_speech: int = _c(120, min=0)
+    n_music: int = _c(120, min=0)
     #: file-level split fractions (train, val, test)
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split: tuple[float, float, float] = _c((0.7, 0.1, 0.2), min=0.0, sum=1.0)
     #: where real datasets live for the paper profile (None: <build>/datasets)
     dataset_root: str | None = None
     #: optional user folder of audio files evaluated as an extra corpus
-    user_folder: str | None = None
+    user_folder: str | None = _c(None, folder=True)
     #: kind ("speech" or "music") given to the clips of ``user_folder``
-    user_kind: str = "speech"
+    user_kind: str = _c("speech", choices=("speech", "music"))
     #: clips are loudness-normalised to target_lufs +- lufs_spread (uniform, seeded, per clip)
-    target_lufs: float = -23.0
-    lufs_spread: float = 3.0
+    target_lufs: float = _c(-23.0, min=-70.0, max=0.0)
+    lufs_spread: float = _c(3.0, min=0.0, max=20.0)
     #: fraction of the speech clips from voices/speakers never used for training (test only):
     #: held-out espeak-ng accents+voices (embedded) or DAPS (paper)
-    unseen_speech_fraction: float = 0.2
+    unseen_speech_fraction: float = _c(0.2, min=0.0, lt=1.0)
 
 
 @dataclass(frozen=True)
 class EffectsConfig:
     #: "portable" (pip only) or "mda" (Debian's mda-lv2 plugins)
-    effect_set: str = "portable"
-    workers: int = 2
+    effect_set: str = _c("portable", choices=EFFECT_SETS)
+    workers: int = _c(2, min=1)
 
 
 @dataclass(frozen=True)
 class SpecConfig:
     """Spectrogram representation (dafxlib.spectrogram)."""
 
-    n_fft: int = 512
-    hop: int = 256
+    n_fft: int = _c(512, min=16)
+    hop: int = _c(256, min=1)
     #: magnitude compression: power-law exponent (the study's 0.3)
-    power: float = 0.3
+    power: float = _c(0.3, gt=0.0)
     #: "power" or "log"
-    compression: str = "power"
+    compression: str = _c("power", choices=("power", "log"))
     #: keep the lowest ``n_bins`` frequency bins (None: all n_fft//2+1)
-    n_bins: int | None = 256
+    n_bins: int | None = _c(256, min=1)
     #: per-image normalisation: "pair" (one mean/std over clean+effected: a gain on the
     #: pair vanishes, the effect's own level change stays) or "channel"
-    norm: str = "pair"
+    norm: str = _c("pair", choices=("pair", "channel"))
     #: time frames are padded to a multiple of this (the conv VAE halves time 4 times)
-    frame_multiple: int = 16
+    frame_multiple: int = _c(16, min=1)
 
 
 @dataclass(frozen=True)
@@ -84,93 +108,93 @@ class VAEConfig:
     gave the best effect probe per second of training (16 channels: same probe, 2x slower).
     """
 
-    mode: str = "joint"  # "joint" or "siamese"
-    latent_dim: int = 32
-    base_channels: int = 8
+    mode: str = _c("joint", choices=("joint", "siamese"))  # "joint" or "siamese"
+    latent_dim: int = _c(32, min=1)
+    base_channels: int = _c(8, min=1)
     #: encoder head: "flatten" (whole feature map) or "stats" (mean/std over time)
-    encoder_head: str = "stats"
+    encoder_head: str = _c("stats", choices=("flatten", "stats"))
     #: decoder sees the clean image too (the latent then carries the effect, not the content)
     decoder_condition: bool = True
-    beta: float = 0.005
-    beta_schedule: str = "warmup"  # constant | warmup | cyclic
-    warmup_epochs: int = 3
-    reduction: str = "mean"  # "sum" or "mean"
-    epochs: int = 14
-    batch_size: int = 32
-    lr: float = 2e-3
+    beta: float = _c(0.005, min=0.0)
+    beta_schedule: str = _c("warmup", choices=("constant", "warmup", "cyclic"))  # constant | warmup | cyclic
+    warmup_epochs: int = _c(3, min=0)
+    reduction: str = _c("mean", choices=("sum", "mean"))  # "sum" or "mean"
+    epochs: int = _c(14, min=1)
+    batch_size: int = _c(32, min=1)
+    lr: float = _c(2e-3, gt=0.0)
     #: "constant" or "cosine" (annealed per step to 5 % of lr over the run)
-    lr_schedule: str = "constant"
+    lr_schedule: str = _c("constant", choices=("constant", "cosine"))
     #: training examples per seen effect (rendered once, cached)
-    n_train_per_effect: int = 400
-    n_val_per_effect: int = 80
+    n_train_per_effect: int = _c(400, min=1)
+    n_val_per_effect: int = _c(80, min=1)
     #: cycle length of the "cyclic" beta schedule (0: use warmup_epochs)
-    cycle_epochs: float = 0.0
+    cycle_epochs: float = _c(0.0, min=0.0)
     #: checkpoint every N optimiser steps (and at every epoch end)
-    ckpt_every_n_steps: int = 50
+    ckpt_every_n_steps: int = _c(50, min=1)
     #: UMAP optimisation epochs for latent figures (None: umap-learn's default)
-    umap_epochs: int | None = None
+    umap_epochs: int | None = _c(None, min=1)
     #: 2-D projection of latent figures: "umap" or "pca" (smoke: skips umap's ~45 s numba compile)
-    projection: str = "umap"
+    projection: str = _c("umap", choices=("umap", "pca"))
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     """Notebook 03: beta / latent size / joint-vs-siamese sweep."""
 
-    betas: tuple[float, ...] = (1e-4, 0.005, 0.05, 2.0)
-    latent_dims: tuple[int, ...] = (16, 32)
-    modes: tuple[str, ...] = ("joint", "siamese")
+    betas: tuple[float, ...] = _c((1e-4, 0.005, 0.05, 2.0), min=0.0, nonempty=True)
+    latent_dims: tuple[int, ...] = _c((16, 32), min=1, nonempty=True)
+    modes: tuple[str, ...] = _c(("joint", "siamese"), choices=("joint", "siamese"), nonempty=True)
     #: equal to vae.epochs so notebook 02's run is reused as one of the sweep's
-    epochs: int = 14
+    epochs: int = _c(14, min=1)
     #: held-out examples per effect used for probes / MI
-    n_probe_per_effect: int = 100
+    n_probe_per_effect: int = _c(100, min=1)
     #: "staged": every beta with modes[0] at ``base_latent_dim``, then the other modes at the
     #: chosen beta, then the other latent sizes at the choice; "full": every combination
-    grid: str = "staged"
-    base_latent_dim: int = 32
+    grid: str = _c("staged", choices=("staged", "full"))
+    base_latent_dim: int = _c(32, min=1)
     #: selection rule: among configs whose recon is within this fraction of the best,
     #: highest seen-effect probe accuracy (ties: more active units, then lower recon)
-    recon_tolerance: float = 0.25
+    recon_tolerance: float = _c(0.25, min=0.0)
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
     """Notebook 04: the end-to-end controller (dafxlib.e2e)."""
 
-    hidden: int = 256
-    n_hidden: int = 2
+    hidden: int = _c(256, min=1)
+    n_hidden: int = _c(2, min=1)
     #: controller inputs: "embedding" (frozen encoder), "level" (level_features), "descriptors"
-    features: tuple[str, ...] = ("embedding", "level", "descriptors")
+    features: tuple[str, ...] = _c(("embedding", "level", "descriptors"), choices=("embedding", "level", "descriptors"), nonempty=True)
     #: which training signals to run: "audio" (SPSA only), "regression", "both"
-    signals: tuple[str, ...] = ("regression", "both")
+    signals: tuple[str, ...] = _c(("regression", "both"), choices=("audio", "regression", "both"), nonempty=True)
     #: effects on which the ablation "audio" (SPSA only) signal runs (None: all)
     ablation_effects: tuple[str, ...] | None = ("overdrive", "ringmod", "ambience")
-    n_train_per_effect: int = 1000
-    n_val_per_effect: int = 100
+    n_train_per_effect: int = _c(1000, min=1)
+    n_val_per_effect: int = _c(100, min=1)
     #: held-out (test split, file-disjoint) examples per effect scored in notebook 04
-    n_test_per_effect: int = 100
-    regression_epochs: int = 30
+    n_test_per_effect: int = _c(100, min=1)
+    regression_epochs: int = _c(30, min=1)
     #: audio-loss (SPSA) epochs over ``spsa_n_train`` examples, batches of ``spsa_batch_size``
-    spsa_epochs: int = 4
-    spsa_n_train: int | None = 320
-    spsa_batch_size: int = 16
-    batch_size: int = 32
-    lr: float = 1e-3
+    spsa_epochs: int = _c(4, min=0)
+    spsa_n_train: int | None = _c(320, min=1)
+    spsa_batch_size: int = _c(16, min=1)
+    batch_size: int = _c(32, min=1)
+    lr: float = _c(1e-3, gt=0.0)
     #: fine-tuning ("both") step: Adam moves every weight by ~lr per step whatever the gradient
     #: size, so noisy SPSA gradients need a small one near the regression optimum
-    spsa_lr: float = 3e-5
-    spsa_epsilon: float = 0.05
+    spsa_lr: float = _c(3e-5, gt=0.0)
+    spsa_epsilon: float = _c(0.05, gt=0.0, max=0.5)
     #: None/"constant" or "decay" (Spall's c / (k+1)^0.101)
-    spsa_schedule: str = "constant"
+    spsa_schedule: str = _c("constant", choices=("constant", "decay"))
     #: audio training loss: auraloss MR-STFT at these FFT sizes, hop = fraction x FFT
-    loss_fft_sizes: tuple[int, ...] = (512, 1024, 2048)
-    loss_hop_fraction: float | None = 0.25
+    loss_fft_sizes: tuple[int, ...] = _c((512, 1024, 2048), min=16, nonempty=True)
+    loss_hop_fraction: float | None = _c(0.25, gt=0.0, max=1.0)
     #: weight of the time-domain L1 term next to MR-STFT in the audio loss
-    l1_weight: float = 1.0
-    ckpt_every_n_steps: int = 50
+    l1_weight: float = _c(1.0, min=0.0)
+    ckpt_every_n_steps: int = _c(50, min=1)
     #: torch intra-op threads while controllers train and score (the MLP is tiny: on a shared
     #: 2-core CPU one thread is several times faster than two); None keeps fit's choice
-    torch_threads: int | None = 1
+    torch_threads: int | None = _c(1, min=1)
 
 
 @dataclass(frozen=True)
@@ -180,15 +204,15 @@ class LatentConfig:
     #: random settings embedded per effect (each rendered on every one of n_clips train clips;
     #: the encoder costs ~10-20 ms per pair on 2 CPU cores, so settings x clips x 9 effects
     #: sets notebook 05's wall time)
-    n_settings: int = 360
-    n_clips: int = 1
+    n_settings: int = _c(360, min=4)
+    n_clips: int = _c(1, min=1)
     #: grid x grid lattice of one batched UMAP inverse_transform (the latent path)
-    grid: int = 24
-    umap_neighbors: int = 15
+    grid: int = _c(24, min=2)
+    umap_neighbors: int = _c(15, min=2)
     #: held-out settings (rendered on held-out test clips) for the round-trip error
-    n_heldout: int = 40
+    n_heldout: int = _c(40, min=1)
     #: UMAP optimisation epochs (None: umap-learn's default, 500 for small data)
-    n_epochs: int | None = None
+    n_epochs: int | None = _c(None, min=1)
     #: effect keys to fit (None: all nine)
     effects: tuple[str, ...] | None = None
 
@@ -196,18 +220,21 @@ class LatentConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     #: fixed test examples per (corpus, effect) cell, shared by every method
-    n_per_cell: int = 40
+    n_per_cell: int = _c(40, min=1)
     #: renders per clip allowed to the inference-time optimisation baseline (CMA-ES);
     #: kept modest so notebook 06 stays within minutes on 2 cores
-    ito_budget: int = 12
+    ito_budget: int = _c(12, min=1)
     #: bootstrap resamples for the 95% intervals
-    bootstrap: int = 1000
+    bootstrap: int = _c(1000, min=1)
+    #: score only the methods that need no trained artifact (do-nothing, random, mean
+    #: settings, oracle); otherwise a method that cannot run is an error, never a silent gap
+    baselines_only: bool = False
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    seed: int = 0
+    seed: int = _c(0, min=0)
     data: DataConfig = field(default_factory=DataConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
     spec: SpecConfig = field(default_factory=SpecConfig)
@@ -274,21 +301,123 @@ _PAPER = Profile(
 PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _DEFAULT, _PAPER)}
 
 
-def _coerce(value: Any, current: Any, key: str) -> Any:
-    """Convert an override (often a string from the command line) to the field's type."""
-    if isinstance(value, str) and not isinstance(current, str):
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _parse(value: Any, tp: Any, key: str) -> Any:
+    """``value`` converted to the annotated type ``tp``; ConfigError when it does not fit."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if isinstance(value, str) and str in others:
+            return value  # a string where a string is allowed stays a string ("null" is a name)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(f"override {key}={value!r}: expected {_type_name(tp)} "
+                                  "(write null for None)") from None
+            if value is None:
+                return None
+        for a in others:
+            try:
+                return _parse(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"override {key}={value!r}: expected {_type_name(tp)}")
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"override {key}={value!r}: expected a string, got {type(value).__name__}")
+        return value
+    if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            if current is not None:
-                raise ConfigError(f"override {key}={value!r}: cannot parse as {type(current).__name__}")
-    if isinstance(current, tuple) and isinstance(value, list):
-        value = tuple(value)
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if current is not None and value is not None and type(value) is not type(current):
-        raise ConfigError(f"override {key}={value!r}: expected {type(current).__name__}")
-    return value
+            raise ConfigError(f"override {key}={value!r}: cannot parse as {_type_name(tp)}") from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"override {key}={value!r}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"override {key}={value!r}: expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"override {key}={value!r}: expected a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"override {key}={value!r}: must be a finite number")
+        return float(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"override {key}={value!r}: expected a list like [a, b]")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_parse(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"override {key}={list(value)!r}: expected {len(args)} values, got {len(value)}")
+        return tuple(_parse(v, a, key) for v, a in zip(value, args))
+    raise ConfigError(f"override {key}: unsupported field type {_type_name(tp)}")  # pragma: no cover
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert an override (often a string from the command line) to the field's annotated type."""
+    return _parse(value, tp, key)
+
+
+def _check_rules(key: str, value: Any, rules: Mapping[str, Any]) -> None:
+    """Raise ConfigError when ``value`` breaks one of the field's declared constraints."""
+    if value is None or not rules:
+        return
+    items = list(value) if isinstance(value, tuple) else [value]
+    if isinstance(value, tuple) and rules.get("nonempty") and not items:
+        raise ConfigError(f"{key}: needs at least one value, got an empty list")
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not math.isfinite(v):
+                raise ConfigError(f"{key}={v!r}: must be a finite number")
+            if "min" in rules and v < rules["min"]:
+                raise ConfigError(f"{key}={v!r}: must be >= {rules['min']}")
+            if "max" in rules and v > rules["max"]:
+                raise ConfigError(f"{key}={v!r}: must be <= {rules['max']}")
+            if "gt" in rules and not v > rules["gt"]:
+                raise ConfigError(f"{key}={v!r}: must be > {rules['gt']}")
+            if "lt" in rules and not v < rules["lt"]:
+                raise ConfigError(f"{key}={v!r}: must be < {rules['lt']}")
+        if "choices" in rules and v not in rules["choices"]:
+            raise ConfigError(f"{key}={v!r}: must be one of " + ", ".join(repr(c) for c in rules["choices"]))
+    if "sum" in rules and abs(sum(items) - rules["sum"]) > 1e-6:
+        raise ConfigError(f"{key}={list(items)!r}: the values must add up to {rules['sum']}, they add up to "
+                          f"{sum(items):g}")
+    if rules.get("folder"):
+        folder = Path(str(value)).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"{key}={value!r}: no such folder ({folder.resolve()}); give the path of a folder "
+                              "of audio files, or leave the override out to use no user folder")
+
+
+def validate(profile: "Profile") -> "Profile":
+    """Check every field of ``profile`` against its declared constraints (ConfigError naming it)."""
+    for f in fields(profile):
+        sub = getattr(profile, f.name)
+        if is_dataclass(sub):
+            for g in fields(sub):
+                _check_rules(f"{f.name}.{g.name}", getattr(sub, g.name), g.metadata)
+        else:
+            _check_rules(f.name, sub, f.metadata)
+    split = profile.data.split
+    if split[0] <= 0 or split[2] <= 0:
+        raise ConfigError(f"data.split={list(split)!r}: the train (first) and test (last) fractions must be > 0")
+    return profile
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def valid_keys(profile: Profile | None = None) -> list[str]:
@@ -312,12 +441,12 @@ def apply_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Pr
                 f"unknown override key {key!r}; valid keys are: " + ", ".join(valid_keys(profile))
             )
         if len(parts) == 1:
-            profile = replace(profile, **{key: _coerce(value, getattr(profile, key), key)})
+            profile = replace(profile, **{key: _coerce(value, _hints(Profile)[key], key)})
         else:
             section = getattr(profile, parts[0])
-            new = _coerce(value, getattr(section, parts[1]), key)
+            new = _coerce(value, _hints(type(section))[parts[1]], key)
             profile = replace(profile, **{parts[0]: replace(section, **{parts[1]: new})})
-    return profile
+    return validate(profile)
 
 
 def get_profile(name: str | Profile = "default", overrides: Mapping[str, Any] | None = None) -> Profile:

@@ -13,6 +13,7 @@ Both sets name the same nine keys with the same seen/unseen split::
 """
 from __future__ import annotations
 
+from ..config import EFFECT_SETS
 from ..errors import EffectError
 from .base import Effect, ParamSpec
 from .external import ExternalEffect, load_external
@@ -28,7 +29,6 @@ DISPLAY_NAMES: dict[str, str] = {
     "combo": "Combo", "ambience": "Ambience", "flanger": "Flanger", "multiband": "MultiBand",
     "leslie": "Leslie",
 }
-EFFECT_SETS: tuple[str, ...] = ("portable", "mda")
 
 __all__ = ["SEEN", "UNSEEN", "ALL", "DISPLAY_NAMES", "EFFECT_SETS", "Effect", "ParamSpec", "get_effect",
            "effect_set", "load_external", "ExternalEffect", "is_seen"]
