@@ -48,7 +48,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .audio import as_float_audio, check_sample_rate
+from .audio import as_float_audio, check_sample_rate, rms_db as _level_db
 from .errors import AudioError
 from .threads import single_thread
 
@@ -276,8 +276,7 @@ def low_frequency_ratio(audio, sample_rate: int, cutoff_hz: float = LF_CUTOFF_HZ
 def rms_db(audio) -> np.ndarray:
     """RMS level in dBFS per item, floored at -100 dB (the silence threshold)."""
     a = _as_batch(audio, "audio")
-    a = np.where(np.isfinite(a), a, 0.0)
-    return 20.0 * np.log10(np.maximum(_rms(a), SILENCE_RMS))
+    return np.asarray(_level_db(np.where(np.isfinite(a), a, 0.0), axis=-1, floor_db=RMS_FLOOR_DB))
 
 
 @functools.lru_cache(maxsize=8)

@@ -28,7 +28,7 @@ import torch
 
 from .errors import AudioError, ConfigError
 
-__all__ = ["EPS", "stft_magnitude", "compress", "decompress", "n_frames", "padded_frames",
+__all__ = ["EPS", "stft_magnitude", "frame_spectrum", "spectrum_image", "compress", "decompress", "n_frames", "padded_frames",
            "pad_frames", "normalise", "denormalise", "NormStats", "Spectrogrammer",
            "griffin_lim", "spectral_error"]
 
@@ -65,15 +65,57 @@ def stft_magnitude(audio: Any, n_fft: int, hop: int) -> torch.Tensor:
     return mag[0] if single else mag
 
 
-def compress(mag: torch.Tensor, compression: str = "power", power: float = 0.3) -> torch.Tensor:
-    """``(mag + 1e-8) ** power`` or ``log(mag + 1e-8)``."""
+def frame_spectrum(audio: Any, n_fft: int, hop: int, *, center: bool = True,
+                   window: str = "periodic") -> np.ndarray:
+    """|STFT| in NumPy of (N,) or (B, N) audio -> (frames, n_fft//2+1) or (B, frames, n_fft//2+1) float32.
+
+    The NumPy twin of :func:`stft_magnitude` (note the frames-first layout) for features and
+    views that must not pay torch's per-call cost. ``center=True`` zero-pads ``n_fft // 2`` at
+    both ends (``N // hop + 1`` frames, as :func:`stft_magnitude`); ``center=False`` starts at
+    sample 0 (a clip shorter than ``n_fft`` is zero-padded to one frame). ``window``: Hann,
+    ``"periodic"`` (as :func:`stft_magnitude`) or ``"symmetric"`` (``numpy.hanning``).
+    """
+    import scipy.fft as sfft
+
+    if n_fft < 8 or hop < 1 or hop > n_fft:
+        raise ConfigError(f"bad STFT settings n_fft={n_fft}, hop={hop} (need n_fft >= 8, 1 <= hop <= n_fft)")
+    a = np.asarray(audio, dtype=np.float32)
+    single = a.ndim == 1
+    if single:
+        a = a[None]
+    if a.ndim != 2 or a.shape[-1] == 0:
+        raise AudioError(f"expected audio of shape (samples,) or (batch, samples), got {np.shape(audio)}")
+    if center:
+        a = np.pad(a, ((0, 0), (n_fft // 2, n_fft // 2)))
+    elif a.shape[1] < n_fft:
+        a = np.pad(a, ((0, 0), (0, n_fft - a.shape[1])))
+    if window == "periodic":
+        win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    elif window == "symmetric":
+        win = np.hanning(n_fft).astype(np.float32)
+    else:
+        raise ConfigError(f"unknown window {window!r}; valid: 'periodic', 'symmetric'")
+    n = 1 + (a.shape[1] - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(n)[:, None]
+    mag = np.abs(sfft.rfft(a[:, idx] * win, axis=-1)).astype(np.float32)
+    return mag[0] if single else mag
+
+
+def compress(mag: Any, compression: str = "power", power: float = 0.3) -> Any:
+    """``(mag + 1e-8) ** power`` or ``log(mag + 1e-8)`` of a tensor or an array (same type back)."""
     if compression == "power":
         if not 0 < power <= 1:
             raise ConfigError(f"spec.power must lie in (0, 1], got {power}")
         return (mag + EPS) ** power
     if compression == "log":
-        return torch.log(mag + EPS)
+        return torch.log(mag + EPS) if isinstance(mag, torch.Tensor) else np.log(mag + EPS)
     raise ConfigError(f"unknown spec.compression {compression!r}; valid: 'power', 'log'")
+
+
+def spectrum_image(audio: Any, n_fft: int, hop: int, compression: str = "power", power: float = 0.3) -> np.ndarray:
+    """Compressed |STFT| of mono audio as an image (n_fft // 2 + 1, N // hop + 1), float32, without torch."""
+    mag = frame_spectrum(np.asarray(audio, dtype=np.float32).reshape(-1), n_fft, hop).T
+    return np.asarray(compress(mag, compression, power), dtype=np.float32)
 
 
 def decompress(comp: torch.Tensor, compression: str = "power", power: float = 0.3) -> torch.Tensor:

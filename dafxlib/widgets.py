@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError, DafxError
+from .spectrogram import spectrum_image
 
 
 @dataclass
@@ -155,7 +156,7 @@ class ControlSurface:
         """Compressed magnitude (F, T), the same numbers as :mod:`dafxlib.spectrogram`
         (centred, zero-padded Hann STFT) computed with numpy: torch's per-call overhead
         is ~20x the work at this size when the two cores are busy."""
-        return stft_image(audio, self.n_fft, self.hop, self.compression, self.power)
+        return spectrum_image(audio, self.n_fft, self.hop, self.compression, self.power)
 
     def move_to(self, point) -> Update:
         """Plane point -> (clamp) -> parameters -> render -> spectrogram."""
@@ -189,24 +190,6 @@ class ControlSurface:
         u = self.move_to(self.path_point(a, b, t))
         u.t = float(t)
         return u
-
-
-def stft_image(audio: np.ndarray, n_fft: int, hop: int, compression: str = "power",
-               power: float = 0.3) -> np.ndarray:
-    """(|STFT| + 1e-8) ** power (or log) of mono audio: (n_fft // 2 + 1, N // hop + 1) float32."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    a = np.asarray(audio, dtype=np.float32).reshape(-1)
-    pad = n_fft // 2
-    a = np.pad(a, (pad, pad))
-    frames = sliding_window_view(a, n_fft)[::hop]
-    win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    mag = np.abs(np.fft.rfft(frames * win, axis=1)).T.astype(np.float32)
-    if compression == "power":
-        return (mag + 1e-8) ** power
-    if compression == "log":
-        return np.log(mag + 1e-8)
-    raise ConfigError(f"unknown spec.compression {compression!r}; valid: 'power', 'log'")
 
 
 def measure_latency(surface: ControlSurface, *, n_moves: int = 50, seed: int = 0,

@@ -117,3 +117,32 @@ def test_to_audio_from_images_keeps_level():
     rms = np.sqrt((wav ** 2).mean(-1))[0]
     assert rms[1] / rms[0] == pytest.approx(0.5, rel=0.1)
     assert rms[0] == pytest.approx(np.sqrt((x ** 2).mean()), rel=0.2)
+
+
+def test_numpy_spectrum_image_matches_the_torch_front_end():
+    from dafxlib.spectrogram import spectrum_image
+
+    a = np.random.default_rng(3).standard_normal(3001).astype(np.float32) * 0.2
+    ref = compress(stft_magnitude(torch.from_numpy(a), 256, 96), "power", 0.3).numpy()
+    got = spectrum_image(a, 256, 96)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(spectrum_image(a, 256, 96, "log"), np.log(ref ** (1 / 0.3)), atol=2e-2)
+    with pytest.raises(ConfigError):
+        spectrum_image(a, 256, 96, compression="mel")
+
+
+def test_frame_spectrum_layouts_and_windows():
+    from dafxlib.spectrogram import frame_spectrum
+
+    a = np.random.default_rng(4).standard_normal((2, 1000)).astype(np.float32)
+    centred = frame_spectrum(a, 256, 64)
+    assert centred.shape == (2, 1000 // 64 + 1, 129) and centred.dtype == np.float32
+    plain = frame_spectrum(a, 256, 64, center=False, window="symmetric")
+    assert plain.shape == (2, 1 + (1000 - 256) // 64, 129)
+    frame = a[1, 64:320] * np.hanning(256)
+    np.testing.assert_allclose(plain[1, 1], np.abs(np.fft.rfft(frame)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(frame_spectrum(a[0], 256, 64), centred[0])
+    assert frame_spectrum(a[:, :100], 256, 64, center=False).shape == (2, 1, 129)
+    with pytest.raises(ConfigError):
+        frame_spectrum(a, 256, 64, window="hamming")

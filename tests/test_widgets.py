@@ -185,21 +185,6 @@ def test_snapshot_and_explorer_wiring(surface, tmp_path):
         plt.switch_backend(old)
 
 
-def test_numpy_spectrogram_matches_the_project_spectrogram():
-    import torch
-
-    from dafxlib.spectrogram import compress, stft_magnitude
-    from dafxlib.widgets import stft_image
-
-    a = np.random.default_rng(3).standard_normal(3001).astype(np.float32) * 0.2
-    ref = compress(stft_magnitude(torch.from_numpy(a), 256, 96), "power", 0.3).numpy()
-    got = stft_image(a, 256, 96)
-    assert got.shape == ref.shape
-    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
-    with pytest.raises(ConfigError):
-        stft_image(a, 256, 96, compression="mel")
-
-
 def test_measure_draw(surface):
     from dafxlib.widgets import measure_draw
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import AudioError, ConfigError
+from ..spectrogram import frame_spectrum
 
 FEATURE_BLOCKS = ("embedding", "level", "descriptors")
 
@@ -35,18 +36,6 @@ FEATURE_BLOCKS = ("embedding", "level", "descriptors")
 _N_BANDS = 16
 _LAG_EDGES_S = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 _MOD_EDGES_HZ = (0.5, 2.0, 5.0, 10.0, 20.0)
-
-
-def _frames_spectrum(a: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Magnitude STFT (B, frames, bins) with a Hann window, no padding."""
-    n = a.shape[1]
-    if n < n_fft:
-        a = np.pad(a, ((0, 0), (0, n_fft - n)))
-        n = n_fft
-    n_frames = 1 + (n - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
-    frames = a[:, idx] * np.hanning(n_fft).astype(np.float32)
-    return np.abs(sfft.rfft(frames, axis=-1)).astype(np.float32)
 
 
 def descriptor_names() -> list[str]:
@@ -76,7 +65,7 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     sr = float(sample_rate)
     n_fft = 1024 if n >= 4096 else 256
     hop = n_fft // 4
-    mag = _frames_spectrum(a, n_fft, hop)  # (B, T, F)
+    mag = frame_spectrum(a, n_fft, hop, center=False, window="symmetric")  # (B, T, F)
     power = mag.astype(np.float64) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     eps = 1e-10

@@ -105,12 +105,9 @@ def plot_param_scatter(results: Mapping[str, Any], signals: Mapping[str, str] | 
 
 
 def _spec_db(a: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    if a.shape[0] < n_fft:
-        a = np.pad(a, (0, n_fft - a.shape[0]))
-    n = 1 + (a.shape[0] - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n)[:, None]
-    mag = np.abs(np.fft.rfft(a[idx] * np.hanning(n_fft), axis=1)).T
+    from ..spectrogram import frame_spectrum
+
+    mag = frame_spectrum(np.asarray(a, dtype=np.float32), n_fft, hop, center=False, window="symmetric").T
     return 20 * np.log10(mag + 1e-6)
 
 

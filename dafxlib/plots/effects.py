@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..audio import rms_db
 from ..effects.base import Effect
 from ..errors import EffectError
 
@@ -26,10 +27,11 @@ except ImportError:  # pragma: no cover - the style module is optional
 
 
 def _spec_db(x: np.ndarray, sr: int, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from scipy import signal
+    """Frequencies (Hz), frame times (s) and |STFT| in dB (centred frames, the project's front end)."""
+    from ..spectrogram import frame_spectrum
 
-    f, t, z = signal.stft(x.astype(np.float64), sr, nperseg=n_fft, noverlap=n_fft - hop, boundary=None)
-    return f, t, 20.0 * np.log10(np.abs(z) + 1e-9)
+    mag = frame_spectrum(x, n_fft, hop).T
+    return np.fft.rfftfreq(n_fft, 1.0 / sr), np.arange(mag.shape[1]) * hop / sr, 20.0 * np.log10(mag + 1e-9)
 
 
 def _params_for(effect: Effect, setting) -> tuple[np.ndarray, str]:
@@ -46,10 +48,6 @@ def _params_for(effect: Effect, setting) -> tuple[np.ndarray, str]:
     if arr.ndim == 0:
         return effect.validate_params(np.full(effect.n_params, float(arr))), f"all knobs {float(arr):.2f}"
     return effect.validate_params(arr), "p=[" + " ".join(f"{v:.1f}" for v in arr) + "]"
-
-
-def _rms_db(x: np.ndarray) -> float:
-    return float(10.0 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
 
 
 def _show(ax, f, t, s, vmin, vmax, sr):
@@ -82,7 +80,7 @@ def effect_spectrograms(clip: np.ndarray, sr: int, effects: Mapping[str, Effect]
     f, t, dry = _spec_db(clip, sr, n_fft, hop)
     vmax = float(dry.max()) + 6.0
     vmin = vmax - dynamic_range_db
-    dry_db = _rms_db(clip)
+    dry_db = rms_db(clip)
     _show(axes[0, 0], f, t, dry, vmin, vmax, sr)
     axes[0, 0].set_title(f"dry input ({dry_db:.0f} dBFS rms)")
     for ax in axes[0, 1:]:
@@ -94,7 +92,7 @@ def effect_spectrograms(clip: np.ndarray, sr: int, effects: Mapping[str, Effect]
             _, _, spec = _spec_db(y, sr, n_fft, hop)
             ax = axes[r, c]
             _show(ax, f, t, spec, vmin, vmax, sr)
-            ax.set_title(f"{e.name}: {label} ({_rms_db(y) - dry_db:+.1f} dB)", fontsize=8,
+            ax.set_title(f"{e.name}: {label} ({rms_db(y) - dry_db:+.1f} dB)", fontsize=8,
                          color=EFFECT_COLORS.get(e.key, "black"))
         axes[r, 0].set_ylabel("kHz")
     for ax in axes[-1]:
@@ -103,15 +101,13 @@ def effect_spectrograms(clip: np.ndarray, sr: int, effects: Mapping[str, Effect]
 
 
 def _descriptors(y: np.ndarray, dry: np.ndarray, sr: int) -> dict[str, float]:
-    from scipy import signal
+    from ..metrics import spectral_centroid
+    from ..spectrogram import frame_spectrum
 
-    _, _, zy = signal.stft(y.astype(np.float64), sr, nperseg=1024)
-    _, _, zx = signal.stft(dry.astype(np.float64), sr, nperseg=1024)
-    mag = np.abs(zy)
-    freqs = np.linspace(0, sr / 2, mag.shape[0])
-    centroid = float((freqs[:, None] * mag).sum() / (mag.sum() + 1e-12))
-    lsd = float(np.sqrt(np.mean((20 * np.log10(mag + 1e-6) - 20 * np.log10(np.abs(zx) + 1e-6)) ** 2)))
-    return {"level change (dB)": _rms_db(y) - _rms_db(dry), "spectral centroid (kHz)": centroid / 1000,
+    mag, mag_dry = frame_spectrum(y, 1024, 512), frame_spectrum(dry, 1024, 512)
+    centroid = float(spectral_centroid(y, sr)[0])
+    lsd = float(np.sqrt(np.mean((20 * np.log10(mag + 1e-6) - 20 * np.log10(mag_dry + 1e-6)) ** 2)))
+    return {"level change (dB)": rms_db(y, axis=None) - rms_db(dry, axis=None), "spectral centroid (kHz)": centroid / 1000,
             "log-spectral distance to dry (dB)": lsd}
 
 

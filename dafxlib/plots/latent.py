@@ -270,7 +270,7 @@ class ExplorerFigure:
 
     def rebuild(self) -> None:
         from ..latent import domain_image
-        from ..widgets import stft_image
+        from ..spectrogram import spectrum_image
 
         apply()
         s, pl = self.surface, self.surface.plane
@@ -312,7 +312,7 @@ class ExplorerFigure:
                         for i in range(len(names))]
         ax = self.ax_spec = self.fig.add_subplot(gs[2])
         sr = s.sample_rate
-        shape = stft_image(np.zeros(len(s.audio), np.float32), s.n_fft, s.hop).shape
+        shape = spectrum_image(np.zeros(len(s.audio), np.float32), s.n_fft, s.hop).shape
         self.spec_img = ax.imshow(np.zeros(shape), origin="lower", aspect="auto", cmap="magma",
                                   extent=(0, len(s.audio) / sr, 0, sr / 2000), vmin=0, vmax=1,
                                   interpolation="nearest")
