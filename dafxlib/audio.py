@@ -1,6 +1,6 @@
 """Audio helpers: load, mono, resample, level, loudness, silence, fades, validation.
 
-Conventions (DESIGN.md section 6): float32 arrays; ``(channels, samples)`` at the edges
+Conventions: float32 arrays; ``(channels, samples)`` at the edges
 (:func:`load_audio` returns that), mono ``(samples,)`` inside effects and models; the
 sample rate is always passed explicitly. Bad input raises :class:`~dafxlib.errors.AudioError`
 with a message that says what is wrong and how to fix it.

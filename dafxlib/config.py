@@ -6,7 +6,7 @@ resolves a name plus dotted-key overrides; unknown names or keys raise
 ``OVERRIDES`` into each notebook's ``parameters`` cell and the notebook calls
 :func:`get_profile` (through :func:`dafxlib.report.start_notebook`).
 
-The three profiles (DESIGN.md section 3):
+The three profiles:
 
 - ``smoke``   the whole pipeline in a few minutes on 2 CPU cores; values meaningless.
 - ``default`` embedded corpus, portable effects, meaningful results on a 2-core laptop.

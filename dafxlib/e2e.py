@@ -554,7 +554,7 @@ class EffectResult:
     seen: bool
     param_names: list[str]
     controllers: dict[str, TrainedController]
-    #: test split: per method ("<signal>", "do_nothing", "random", "const_half") per metric arrays
+    #: test split: per method ("<signal>", "do_nothing", "random", "mean_params") per metric arrays
     test: dict[str, dict[str, np.ndarray]]
     #: test predictions per signal (n, P) and the true parameters
     p_hat: dict[str, np.ndarray]
@@ -588,8 +588,8 @@ def evaluate_test(profile: Profile, effect, test: ControllerData, predictors: Ma
     out["do_nothing"] = score(effect, test, None, sr, y_hat=test.x)
     p_rand = rng.uniform(0, 1, size=test.p.shape)
     out["random"] = score(effect, test, p_rand, sr, workers)
-    p_half = np.full(test.p.shape, 0.5)
-    out["const_half"] = score(effect, test, p_half, sr, workers)
+    p_mean = np.full(test.p.shape, 0.5)
+    out["mean_params"] = score(effect, test, p_mean, sr, workers)
     ex = {"x": test.x[:n_examples], "y_ref": test.y_ref[:n_examples], "y": test.y[:n_examples],
           "p_true": test.p[:n_examples]}
     for sig, y in y_hats.items():
@@ -693,7 +693,7 @@ def beats_baselines(results: Mapping[str, EffectResult], signal: str | None = No
         out[key] = {"signal": sig,
                     "beats_do_nothing": m["mrstft"] < float(np.nanmean(r.test["do_nothing"]["mrstft"])),
                     "beats_random": m["mrstft"] < float(np.nanmean(r.test["random"]["mrstft"])),
-                    "beats_const_half_mae": m["param_mae"] < float(np.nanmean(r.test["const_half"]["param_mae"]))}
+                    "beats_mean_params_mae": m["param_mae"] < float(np.nanmean(r.test["mean_params"]["param_mae"]))}
     return out
 
 

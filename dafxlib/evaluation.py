@@ -763,15 +763,6 @@ def number_entries(res: EvalResults, summary=None) -> dict[str, Any]:
     return out
 
 
-def record(res: EvalResults, summary=None) -> dict[str, Any]:
-    """Write every ``eval.*`` number with one locked write (needs start_notebook)."""
-    from . import report
-
-    entries = number_entries(res, summary)
-    report.record_numbers("", entries)
-    return entries
-
-
 # ---- discussion ----------------------------------------------------------------------------
 def discussion_markdown(res: EvalResults, summary=None, metric: str = "mrstft") -> str:
     """A short discussion whose every number comes from ``res`` (for the notebook and the

@@ -1,6 +1,6 @@
 """A 2-D control plane for an effect: UMAP of setting embeddings, mapped back to knobs.
 
-Pipeline (DESIGN.md stage 6, notebook 05):
+Pipeline (the study's latent-control stage, notebook 05):
 
 1. :func:`embed_settings` renders ``n_settings`` uniformly random settings of one effect on
    each of ``n_clips`` clean clips (half A) and embeds every (clean, effected) pair with the

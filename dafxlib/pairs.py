@@ -1,6 +1,6 @@
 """Training examples (x, y, y_ref, p) and the VAE's spectrogram dataset.
 
-An example (DESIGN.md section 1.1) comes from one clip (half A then half B) and one
+An example (the study's data stage) comes from one clip (half A then half B) and one
 uniformly random normalised setting ``p`` of an effect: the whole clip is rendered once,
 then ``x`` = clean half A, ``y`` = effected half A and ``y_ref`` = effected half B (same
 recording and setting, different content: the style reference).

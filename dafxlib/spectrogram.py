@@ -1,6 +1,6 @@
 """The VAE's representation: compressed STFT magnitude images and their inversion.
 
-Pipeline (DESIGN.md section 1.2): linear STFT magnitude (Hann window, ``torch.stft``,
+Pipeline (the study's representation): linear STFT magnitude (Hann window, ``torch.stft``,
 centred frames) -> keep the lowest ``spec.n_bins`` bins -> compress, either the study's
 power law ``(|X| + 1e-8) ** 0.3`` or ``log(|X| + 1e-8)`` -> pad the time axis to a multiple
 of ``spec.frame_multiple`` (the conv net halves it four times) by repeating the last frame ->

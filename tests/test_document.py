@@ -68,7 +68,7 @@ def fake_run(tmp_path, monkeypatch):
     for name in notebook_06_figures():
         report.save_figure(fig, name)
     res = synthetic_results()
-    ev.record(res)
+    report.record_numbers("", ev.number_entries(res))
     document.write_fragment("06_discussion", ev.discussion_markdown(res))
     report.record_notebook_time("smoke", "06_evaluation", 2.0)
     plt.close(fig)

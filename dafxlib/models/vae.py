@@ -1,6 +1,6 @@
 """Convolutional beta-VAE over (clean, effected) spectrogram pairs.
 
-Two modes (DESIGN.md section 1.3):
+Two modes (as in the study):
 
 - ``joint``: the clean and effected images are stacked as 2 input channels; one encoder
   sees both, so it can encode *what changed* directly.

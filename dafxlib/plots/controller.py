@@ -13,10 +13,10 @@ SIGNAL_COLORS = {"regression": METHOD_COLORS.get("controller_regression", "#98df
                  "audio": METHOD_COLORS.get("controller_audio", "#ffbb78"),
                  "do_nothing": METHOD_COLORS.get("do_nothing", "#7f7f7f"),
                  "random": METHOD_COLORS.get("random", "#c7c7c7"),
-                 "const_half": METHOD_COLORS.get("mean_params", "#aec7e8")}
+                 "mean_params": METHOD_COLORS["mean_params"]}
 METHOD_LABELS = {"regression": "controller: regression", "both": "controller: regression + SPSA",
                  "audio": "controller: SPSA only", "do_nothing": "do nothing (y_hat = x)",
-                 "random": "random parameters", "const_half": "constant 0.5"}
+                 "random": "random parameters", "mean_params": "constant 0.5"}
 
 
 def _smooth(v: np.ndarray, k: int) -> np.ndarray:
@@ -148,7 +148,7 @@ def plot_summary(results: Mapping[str, Any], seen: Sequence[str]):
     """Test MR-STFT and parameter MAE per effect: controller (validation-chosen signal and the
     others) vs do-nothing, random and constant-0.5 baselines; seen effects left, unseen right."""
     keys = [k for k in results if k in seen] + [k for k in results if k not in seen]
-    methods_m = ["do_nothing", "random", "const_half", "regression", "both", "audio"]
+    methods_m = ["do_nothing", "random", "mean_params", "regression", "both", "audio"]
     methods_m = [m for m in methods_m if any(m in results[k].test for k in keys)]
     fig, axes = new_figure(2, 1, width=10.0, row_height=2.8)
     for ax, metric in zip(axes[:, 0], ("mrstft", "param_mae")):
