@@ -137,7 +137,6 @@ def test_signals_for_profiles():
 
 
 def test_regression_round_trip_reuse_and_resume(profile):
-    pytest.importorskip("dafxlib.render")
     from dafxlib import e2e
 
     eff = ToyGainTone()
@@ -179,7 +178,6 @@ def test_regression_round_trip_reuse_and_resume(profile):
 
 
 def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
-    pytest.importorskip("dafxlib.render")
     from dafxlib import e2e
 
     prof = get_profile(profile, {"controller.regression_epochs": 2, "controller.spsa_epochs": 2})

@@ -184,7 +184,7 @@ def test_training_through_spsa_recovers_true_parameters():
 
 
 def test_with_real_render_pool():
-    render = pytest.importorskip("dafxlib.render")
+    from dafxlib import render
     eff = ToyDrive()
     x = torch.from_numpy(np.stack([_signal(seed=i) for i in range(4)]))
     with render.RenderPool(eff, SR, workers=2) as pool:
