@@ -6,6 +6,7 @@
 #   ./run_all.sh --profile smoke      # whole pipeline in a few minutes (outputs in build/smoke/)
 #   ./run_all.sh --only 02            # one notebook;  --from 03: from a notebook on
 #   ./run_all.sh --set vae.epochs=3   # override a profile field (repeatable)
+#   ./run_all.sh --rebuild            # rebuild the caches (corpus, examples, evaluation sets)
 #   ./run_all.sh --setup-only         # only create/refresh the environment and the kernel
 #
 # Uses an active conda environment when one is active (see environment.yml), otherwise a

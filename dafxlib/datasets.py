@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import http.client
 import logging
+import lzma
 import os
 import shutil
 import sys
@@ -27,9 +28,10 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -330,6 +332,28 @@ class FolderReport:
         return "\n".join(lines)
 
 
+def list_audio_files(folder: str | os.PathLike, *, recursive: bool = True,
+                     extensions: Sequence[str] | None = None) -> list[Path]:
+    """The audio files of a folder (by extension, sorted; macOS ``._`` shadow files left out)."""
+    from . import audio as A
+
+    exts = tuple(e.lower() for e in (extensions or A.AUDIO_EXTENSIONS))
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in Path(folder).expanduser().glob(pattern)
+                  if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("._"))
+
+
+def folder_fingerprint(folder: str | os.PathLike, *, recursive: bool = True) -> list[list[Any]]:
+    """What a cache of a folder's audio depends on: ``[relative name, size, mtime_ns]`` per
+    audio file. Adding, removing, replacing or touching a file changes it."""
+    folder = Path(folder).expanduser()
+    out = []
+    for p in list_audio_files(folder, recursive=recursive):
+        st = p.stat()
+        out.append([p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns])
+    return out
+
+
 def load_folder(path: str | os.PathLike, sample_rate: int, *, min_seconds: float = 0.5,
                 silence_db: float = -60.0, min_sample_rate: int = 16_000, max_channels: int = 2,
                 expected_sample_rate: int | None = None, recursive: bool = True,
@@ -347,10 +371,7 @@ def load_folder(path: str | os.PathLike, sample_rate: int, *, min_seconds: float
     if not folder.is_dir():
         raise DatasetError(f"audio folder not found: {folder}; check profile data.user_folder or "
                            f"the path you passed")
-    exts = tuple(e.lower() for e in (extensions or A.AUDIO_EXTENSIONS))
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in folder.glob(pattern)
-                   if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("._"))
+    files = list_audio_files(folder, recursive=recursive, extensions=extensions)
     report = FolderReport(folder=folder)
 
     def skip(p: Path, reason: str) -> None:
@@ -505,7 +526,10 @@ def _safe_members_tar(tf: tarfile.TarFile, dest: Path):
 
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Extract a .zip / .tar(.gz|.bz2|.xz) into ``dest`` (refusing paths that escape it)."""
+    """Extract a .zip / .tar(.gz|.bz2|.xz) into ``dest`` (refusing paths that escape it).
+
+    A damaged archive (truncated, bad CRC) raises DatasetError naming the file to delete;
+    nothing is extracted then."""
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".extracting")
@@ -513,23 +537,13 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                root = tmp.resolve()
-                for name in zf.namelist():
-                    target = (tmp / name).resolve()
-                    if not str(target).startswith(str(root) + os.sep) and target != root:
-                        raise DatasetError(f"archive member {name!r} would extract outside {dest}")
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                members = list(_safe_members_tar(tf, tmp))
-                if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: also strip odd modes
-                    tf.extractall(tmp, members=members, filter="data")
-                else:  # pragma: no cover
-                    tf.extractall(tmp, members=members)
-        else:
-            raise DatasetError(f"{archive} is neither a zip nor a tar archive; delete it and download again")
+        try:
+            _extract_into(archive, dest, tmp)
+        except (EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise  # a disk problem (full, permissions), not a damaged archive
+            raise DatasetError(f"archive {archive} is damaged ({type(exc).__name__}: {exc}); nothing was "
+                               f"extracted. Delete {archive} and download it again") from exc
         for item in tmp.iterdir():
             target = dest / item.name
             if target.exists():
@@ -538,6 +552,27 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _extract_into(archive: Path, dest: Path, tmp: Path) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            root = tmp.resolve()
+            for name in zf.namelist():
+                target = (tmp / name).resolve()
+                if not str(target).startswith(str(root) + os.sep) and target != root:
+                    raise DatasetError(f"archive member {name!r} would extract outside {dest}")
+            zf.extractall(tmp)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            members = list(_safe_members_tar(tf, tmp))
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: also strip odd modes
+                tf.extractall(tmp, members=members, filter="data")
+            else:  # pragma: no cover
+                tf.extractall(tmp, members=members)
+    else:
+        raise DatasetError(f"{archive} is neither a zip nor a tar archive (or it is cut short); delete it and "
+                           "download it again")
 
 
 def download(name: str, root: str | os.PathLike, *, url: str | None = None, verify: bool = True,
@@ -554,7 +589,10 @@ def download(name: str, root: str | os.PathLike, *, url: str | None = None, veri
     checksum = info.checksum if verify else None
     download_file(url or info.url, archive, checksum=checksum, progress=progress)
     if extract:
-        extract_archive(archive, folder)
+        try:
+            extract_archive(archive, folder)
+        except DatasetError as exc:
+            raise DatasetError(f"{exc} (`{download_command(name, root)}`)") from exc
         if not keep_archive:
             archive.unlink(missing_ok=True)
     return folder
@@ -609,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "DATASETS", "DatasetInfo", "AudioFile", "FolderReport", "LoadedAudio", "SPLITS",
     "dataset_root", "download_command", "locate_vctk", "vctk_files", "locate_daps", "daps_files",
-    "locate_musdb", "musdb_files", "split_files", "split_counts", "load_folder", "file_checksum",
+    "locate_musdb", "musdb_files", "split_files", "split_counts", "load_folder", "list_audio_files", "folder_fingerprint",
+    "file_checksum",
     "verify_checksum", "download_file", "extract_archive", "download", "main",
 ]
 

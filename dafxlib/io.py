@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .errors import CorruptFileError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -42,10 +44,29 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+    """The parsed file, ``default`` when it does not exist, CorruptFileError when it is damaged."""
     try:
-        return json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError:
         return default
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path} is damaged (not valid JSON: {exc}); delete it and run again "
+                               "(it is rebuilt), or run_all.sh --rebuild") from exc
+
+
+def remove_temp_files(folder: str | os.PathLike, names: Any) -> int:
+    """Delete the temporary files :func:`atomic_path` leaves beside ``folder/<name>`` when a
+    process is killed mid-write (``.<name>.*``). Call only where no other writer is active."""
+    folder = Path(folder)
+    removed = 0
+    for name in names:
+        for tmp in folder.glob(f".{name}.*"):
+            if tmp.is_file() and not tmp.name.endswith(".lock"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def save_npz(path: str | os.PathLike, **arrays: Any) -> None:

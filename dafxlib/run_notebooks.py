@@ -7,18 +7,23 @@
   ``build/<profile>/notebooks/`` otherwise.
 - The run stops at the first failing notebook, naming it and the failing cell.
 - One line per notebook with its wall time, then the total; wall times go to provenance.
+- After 01_data, the sources the corpus skipped are counted on the terminal (by reason).
+- ``--rebuild`` deletes ``build/<profile>/cache/`` first (corpus, rendered examples,
+  evaluation sets are made again; trained models are kept).
+- Ctrl-C stops with one line (exit code 130); running the same command again resumes.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from . import paths, report
+from . import io, paths, report
 from .config import get_profile, parse_overrides
-from .errors import ConfigError
+from .errors import ConfigError, DafxError
 
 STAGES = ("01", "02", "03", "04", "05", "06")
 KERNEL = "dafx"
@@ -67,6 +72,10 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
             log(f"{stage}  skipped: notebooks/{stage}_*.ipynb does not exist yet")
             continue
         report.clear_notebook_outputs(profile_name, nb.stem)
+        if stage == "01":
+            from .corpus import SKIPS_ARTIFACT
+
+            paths.artifact_path(profile_name, SKIPS_ARTIFACT).unlink(missing_ok=True)
         out = out_dir / nb.name
         t0 = time.perf_counter()
         try:
@@ -74,7 +83,19 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
                 str(nb), str(out), parameters={"PROFILE": profile_name, "OVERRIDES": overrides},
                 kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False, log_output=False,
             )
+        except KeyboardInterrupt:
+            wall = time.perf_counter() - t0
+            report.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
+            log(f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again to "
+                "resume (finished work is cached)")
+            return 130
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell
+            if getattr(exc, "ename", "") == "KeyboardInterrupt":
+                wall = time.perf_counter() - t0
+                report.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
+                log(f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again "
+                    "to resume (finished work is cached)")
+                return 130
             wall = time.perf_counter() - t0
             report.record_notebook_time(profile_name, nb.stem, wall, status="failed")
             log(f"{nb.stem:<22} FAILED after {wall:7.1f} s in {_failing_cell(exc)}")
@@ -84,8 +105,35 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
         total += wall
         report.record_notebook_time(profile_name, nb.stem, wall)
         log(f"{nb.stem:<22} {wall:7.1f} s")
+        if stage == "01":
+            _log_skips(profile_name, log)
     log(f"{'total':<22} {total:7.1f} s")
     return 0
+
+
+def _log_skips(profile_name: str, log) -> None:
+    """One line on the terminal for the sources the corpus left out (and where the list is)."""
+    from .corpus import SKIPS_ARTIFACT
+
+    path = paths.artifact_path(profile_name, SKIPS_ARTIFACT)
+    try:
+        info = io.read_json(path)
+    except DafxError:
+        info = None
+    if not info or not info.get("n_skipped"):
+        return
+    why = ", ".join(f"{n} {k}" for k, n in sorted(info.get("by_reason", {}).items()))
+    log(f"  corpus: skipped {info['n_skipped']} source(s) ({why}); list in {path}")
+
+
+def _absolute_paths(overrides: dict) -> dict:
+    """Folder overrides made absolute: the notebooks run with notebooks/ as working folder."""
+    out = dict(overrides)
+    for key in ("data.user_folder", "data.dataset_root"):
+        v = out.get(key)
+        if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+            out[key] = str(Path(v).expanduser().resolve())
+    return out
 
 
 def build_report(profile_name: str, *, partial: bool = False, log=print) -> int:
@@ -115,19 +163,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a profile field, e.g. vae.epochs=3 (repeatable)")
     ap.add_argument("--no-report", action="store_true", help="do not build the report")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="delete build/<profile>/cache/ first: corpus, rendered examples and evaluation "
+                         "sets are made again (trained models are kept)")
     args = ap.parse_args(argv)
     try:
-        overrides = parse_overrides(args.set)
+        overrides = _absolute_paths(parse_overrides(args.set))
         get_profile(args.profile, overrides)
         stages = select_stages(args.only, args.start)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    print(f"profile {args.profile}; notebooks {' '.join(stages)}; outputs in {paths.output_dir(args.profile)}")
-    rc = run(args.profile, stages, overrides)
-    if rc == 0 and not args.no_report:
-        rc = build_report(args.profile, partial=len(stages) < len(STAGES))
+    try:
+        if args.rebuild:
+            cache = paths.build_dir(args.profile) / "cache"
+            if cache.exists():
+                shutil.rmtree(cache)
+                print(f"rebuild: deleted {cache}")
+        print(f"profile {args.profile}; notebooks {' '.join(stages)}; outputs in {paths.output_dir(args.profile)}")
+        rc = run(args.profile, stages, overrides)
+        if rc == 0 and not args.no_report:
+            rc = build_report(args.profile, partial=len(stages) < len(STAGES))
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); run the same command again to resume (finished work is cached)",
+              file=sys.stderr)
+        return 130
     return rc
 
 

@@ -45,12 +45,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import io
-from .errors import ConfigError
+from .errors import ConfigError, CorruptFileError, TrainingDivergedError
 from .seeding import stable_hash
 from .threads import set_torch_threads
 
 __all__ = ["fit", "FitResult", "make_loader", "EpochSampler", "beta_at", "config_hash",
-           "read_log", "BETA_SCHEDULES"]
+           "read_log", "load_checkpoint", "BETA_SCHEDULES", "LR_SETTINGS"]
 
 BETA_SCHEDULES = ("constant", "warmup", "linear", "cyclic")
 
@@ -58,6 +58,28 @@ LAST = "last.ckpt"
 FINAL = "final.ckpt"
 RUN_JSON = "run.json"
 LOG_CSV = "log.csv"
+#: the profile setting a diverging run of each module should change (fit's ``lr_setting``)
+LR_SETTINGS = {"VAEModule": "vae.lr", "ControllerModule": "controller.lr (controller.spsa_lr when fine-tuning)"}
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint, or CorruptFileError naming the file to delete."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated zip, bad pickle, wrong file
+        raise CorruptFileError(
+            f"checkpoint {path} is damaged and cannot be read ({type(exc).__name__}: {str(exc)[:120]}); "
+            f"delete it and run again: training restarts from the start of this run") from exc
+
+
+def _non_finite_weights(module) -> str | None:
+    """Name of the first parameter holding NaN or inf, or None."""
+    for name, t in module.named_parameters():
+        if not bool(torch.isfinite(t.detach()).all()):
+            return name
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,7 +202,18 @@ def _np_state_from_plain(plain) -> tuple:
     return (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
 
 
-def _make_callbacks(run_dir: Path, ckpt_every: int | None):
+def _diverged(run_dir: Path, what: str, where: str, lr_setting: str | None, lr: Any) -> TrainingDivergedError:
+    last = run_dir / LAST
+    kept = (f"the last good checkpoint {last} is kept" if last.exists()
+            else "no checkpoint was written yet")
+    setting = lr_setting or "the learning rate"
+    now = f", now {lr:g}" if isinstance(lr, (int, float)) else ""
+    return TrainingDivergedError(
+        f"training diverged at {where}: {what}. Lower {setting}{now} (e.g. ten times smaller) and run again; "
+        f"{kept} (a changed setting starts a new run)")
+
+
+def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | None = None, lr: Any = None):
     import lightning.pytorch as pl
 
     class _Checkpointer(pl.Callback):
@@ -235,6 +268,10 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None):
 
         # -- writing
         def _save(self, trainer):
+            bad = _non_finite_weights(trainer.lightning_module)
+            if bad is not None:  # never overwrite the last good checkpoint with broken weights
+                raise _diverged(run_dir, f"weight {bad} is NaN or inf",
+                                f"epoch {trainer.current_epoch}, step {trainer.global_step}", lr_setting, lr)
             tmp = run_dir / f".{LAST}.tmp"
             trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
@@ -264,6 +301,10 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None):
             return out
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+            if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+                raise _diverged(run_dir, f"the training loss is {float(loss.detach().reshape(-1)[0])}",
+                                f"epoch {trainer.current_epoch}, step {trainer.global_step}", lr_setting, lr)
             row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
             row.update(self._metrics(trainer, val=False))
             self.rows.append(row)
@@ -375,7 +416,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
         config: Mapping[str, Any] | None = None, callbacks: Sequence[Any] = (),
         gradient_clip_val: float | None = None, precision: Any = None,
         deterministic: bool | str = True, log_every_n_steps: int = 1,
-        num_threads: int | None = None) -> FitResult:
+        num_threads: int | None = None, lr_setting: str | None = None) -> FitResult:
     """Train ``module`` (a ``LightningModule``) into ``run_dir``; resume or reuse when possible.
 
     ``config`` identifies the run (default: ``module.hparams``); its hash, ``max_epochs`` and
@@ -384,6 +425,9 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     holding a different run is moved aside to ``run_dir/stale/<hash>/``.
     ``val_loader`` may be None. Use :func:`make_loader` for exact mid-epoch resume.
     Returns a :class:`FitResult`; the trained weights are in ``module`` afterwards.
+    A non-finite training loss or weight stops training with :class:`TrainingDivergedError`
+    naming ``lr_setting`` (default from :data:`LR_SETTINGS` by module class); ``last.ckpt`` is
+    never overwritten with broken weights. A damaged checkpoint raises CorruptFileError naming it.
     """
     import lightning.pytorch as pl
 
@@ -409,7 +453,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
 
     final = run_dir / FINAL
     if meta is not None and meta.get("status") == "done" and final.exists():
-        state = torch.load(final, map_location="cpu", weights_only=False)
+        state = load_checkpoint(final)
         module.load_state_dict(state["state_dict"])
         history = read_log(run_dir)
         return FitResult(run_dir=run_dir, checkpoint=final, config_hash=h,
@@ -426,14 +470,18 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
         for name in (LOG_CSV,):
             if (run_dir / name).exists():
                 (run_dir / name).unlink()
+    # temp files of writes a killed run left behind (fit is the only writer of its run folder)
+    io.remove_temp_files(run_dir, (RUN_JSON, LOG_CSV, LAST, FINAL))
     io.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "running"})
 
-    ckpt_cb = _make_callbacks(run_dir, ckpt_every_n_steps)
+    lr_setting = lr_setting or LR_SETTINGS.get(type(module).__name__)
+    lr = (getattr(module, "hparams", None) or {}).get("lr", cfg.get("lr"))
+    ckpt_cb = _make_callbacks(run_dir, ckpt_every_n_steps, lr_setting, lr)
     ckpt_cb._sampler = _epoch_sampler(train_loader)
     ckpt_cb._batch_size = getattr(train_loader, "batch_size", None)
     start_step = 0
     if resumed:
-        start_step = int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
+        start_step = int(load_checkpoint(last).get("global_step", 0))
 
     trainer_kw: dict[str, Any] = dict(
         max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, strategy=strategy,
@@ -463,6 +511,9 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     n_batches = trainer.num_training_batches
     trained_epochs = ((steps - start_step) / n_batches) if n_batches and math.isfinite(n_batches) else 0.0
 
+    bad = _non_finite_weights(module)
+    if bad is not None:
+        raise _diverged(run_dir, f"weight {bad} is NaN or inf", f"the end (step {steps})", lr_setting, lr)
     if trainer.is_global_zero:
         ckpt_cb._write_log()
         io.torch_save({"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},

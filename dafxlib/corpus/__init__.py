@@ -18,7 +18,11 @@ capped at -1 dBFS): levels are comparable across speech and music but not identi
 level-dependent effects (dynamics, overdrive) meet a realistic range of input levels.
 
 The result is cached under ``build/<profile>/cache/corpus/<key>/`` (atomic npz + json),
-keyed by a hash of the data settings, the seed and :data:`CORPUS_VERSION`.
+keyed by a hash of the data settings, the seed, :data:`CORPUS_VERSION` and, with a user
+folder, the folder's contents (file names, sizes, modification times); ``rebuild=True``
+(``run_all.sh --rebuild``) ignores the cache. A user folder that gives no usable clip raises
+:class:`~dafxlib.errors.DatasetError`; the skipped sources are written to
+``artifacts/corpus_skipped.json`` for the runner's terminal summary.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import numpy as np
 from .. import audio as A
 from .. import io, paths
 from ..config import Profile, get_profile
-from ..errors import AudioError
+from ..errors import AudioError, CorruptFileError, DatasetError
 from ..seeding import stable_hash
 
 log = logging.getLogger(__name__)
@@ -200,7 +204,13 @@ class Corpus:
 
 # --------------------------------------------------------------------------- building
 def corpus_key(profile: Profile) -> str:
-    d = {"data": asdict(profile.data), "seed": profile.seed, "version": CORPUS_VERSION}
+    d: dict[str, Any] = {"data": asdict(profile.data), "seed": profile.seed, "version": CORPUS_VERSION}
+    if profile.data.user_folder:
+        from ..datasets import folder_fingerprint
+
+        # keyed on the folder's contents (names, sizes, modification times), not only its path:
+        # adding, fixing or removing a file builds the corpus again
+        d["user_files"] = folder_fingerprint(profile.data.user_folder)
     if profile.data.corpus == "embedded":
         try:
             from importlib.metadata import version
@@ -233,6 +243,7 @@ def build_corpus(profile: Profile | str, *, rebuild: bool = False, workers: int 
             cached = _load(cdir, profile.name)
             if cached is not None:
                 cached.load_seconds = time.perf_counter() - t0
+                write_skip_summary(cached)
                 return cached
         t0 = time.perf_counter()
         clips, skipped = _make_clips(profile, workers)
@@ -243,7 +254,25 @@ def build_corpus(profile: Profile | str, *, rebuild: bool = False, workers: int 
         _save(corpus, cdir)
         corpus.build_seconds = build_s
     log.info("corpus %s: %d clips built in %.1f s", key, len(clips), build_s)
+    write_skip_summary(corpus)
     return corpus
+
+
+SKIPS_ARTIFACT = "corpus_skipped.json"
+
+
+def write_skip_summary(corpus: Corpus) -> Path:
+    """Write the sources the corpus left out (``artifacts/corpus_skipped.json``): the runner
+    prints it on the terminal after notebook 01, notebook 01 records the counts as numbers."""
+    reasons: dict[str, int] = {}
+    for _, r in corpus.skipped:
+        k = r.split(":")[0]
+        reasons[k] = reasons.get(k, 0) + 1
+    path = paths.artifact_path(corpus.profile, SKIPS_ARTIFACT)
+    io.write_json(path, {"n_skipped": len(corpus.skipped), "by_reason": reasons,
+                         "n_user_clips": sum(c.role == "user" for c in corpus.clips),
+                         "skipped": [list(s) for s in corpus.skipped]})
+    return path
 
 
 def _make_clips(profile: Profile, workers: int) -> tuple[list[Clip], list[tuple[str, str]]]:
@@ -276,6 +305,8 @@ def _make_clips(profile: Profile, workers: int) -> tuple[list[Clip], list[tuple[
         from . import real
 
         items, sk = real.build_user(profile)
+        if not items:
+            _no_usable_user_file(data.user_folder, sk, L / sr)
         raw += items
         skipped += sk
     from .embedded import level_targets
@@ -299,7 +330,24 @@ def _make_clips(profile: Profile, workers: int) -> tuple[list[Clip], list[tuple[
         clips.append(Clip(id=plan["id"], kind=plan["kind"], source=plan["source"], audio=a,
                           sample_rate=sr, split=plan["split"],
                           synthetic=synthetic and not is_user, meta=meta))
+    if data.user_folder and not any(c.meta.get("role") == "user" for c in clips):
+        _no_usable_user_file(data.user_folder, [s for s in skipped if s[0].startswith("user/") or
+                                                data.user_folder in s[0]], L / sr)
     return clips, skipped
+
+
+def _no_usable_user_file(folder: str, skipped: list[tuple[str, str]], seconds: float) -> None:
+    """A user folder that gives no clip is an error, never a silent fallback to the built-in corpus."""
+    reasons: dict[str, int] = {}
+    for _, r in skipped:
+        k = r.split(":")[0]
+        reasons[k] = reasons.get(k, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(reasons.items())) or "no audio files found"
+    shown = "; ".join(f"{Path(src).name}: {r}" for src, r in skipped[:3])
+    raise DatasetError(
+        f"data.user_folder {folder}: no usable audio file ({detail}){' - ' + shown if shown else ''}. "
+        f"Fix or replace the files (wav/flac/ogg/mp3, at least {seconds:g} s long, not silent), "
+        "or leave data.user_folder out to run on the built-in corpus only")
 
 
 # --------------------------------------------------------------------------- cache
@@ -318,7 +366,11 @@ def _save(corpus: Corpus, cdir: Path) -> None:
 
 
 def _load(cdir: Path, profile_name: str) -> Corpus | None:
-    index = io.read_json(cdir / "index.json")
+    try:
+        index = io.read_json(cdir / "index.json")
+    except CorruptFileError as exc:  # a damaged cache is rebuilt, not trusted
+        log.warning("%s; rebuilding the corpus", exc)
+        return None
     npz = cdir / "clips.npz"
     if not index or not npz.exists() or index.get("version") != CORPUS_VERSION:
         return None
@@ -339,5 +391,5 @@ def _load(cdir: Path, profile_name: str) -> Corpus | None:
                   cache_dir=cdir, skipped=[tuple(s) for s in index.get("skipped", [])])
 
 
-__all__ = ["Clip", "Corpus", "build_corpus", "corpus_key", "CORPUS_VERSION", "KINDS", "SPLITS",
+__all__ = ["Clip", "Corpus", "build_corpus", "corpus_key", "write_skip_summary", "SKIPS_ARTIFACT", "CORPUS_VERSION", "KINDS", "SPLITS",
            "ROLES", "SYNTHETIC_NOTE"]

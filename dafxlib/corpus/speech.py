@@ -271,8 +271,36 @@ def speak(text: str, voice: Voice | None = None) -> tuple[np.ndarray, int]:
 
 
 # --------------------------------------------------------------------------- reproducible batches
+_TMP_PREFIX = "dafx_espeak_"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_dirs() -> int:
+    """Delete the espeak temp folders of builds that were killed (their process is gone);
+    the folder names carry the owning process id. Returns how many were removed."""
+    import shutil
+
+    removed = 0
+    for d in Path(tempfile.gettempdir()).glob(_TMP_PREFIX + "*"):
+        pid = d.name[len(_TMP_PREFIX):].split("_", 1)[0]
+        if d.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _run_chunk(items: list[tuple[str, Voice]], timeout: float) -> tuple[list[np.ndarray], int]:
-    with tempfile.TemporaryDirectory(prefix="dafx_espeak_") as tmp:
+    # the pid in the name lets a later build remove this folder if this process is killed
+    with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}_") as tmp:
         req, out = Path(tmp) / "req.json", Path(tmp) / "out.npz"
         req.write_text(json.dumps([{"text": t, **asdict(v)} for t, v in items]))
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -296,6 +324,7 @@ def synthesize_many(items: list[tuple[str, Voice]], *, chunk_size: int = 8, work
     """
     for _, v in items:
         check_voice(v)
+    remove_stale_temp_dirs()
     if not items:
         return [], engine_sample_rate()
     chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
