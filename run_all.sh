@@ -63,8 +63,44 @@ export PATH="$(cd "$(dirname "$PY")" && pwd):$PATH"
 # shared (measured here with 2 cores); passive waiting costs nothing on an idle machine.
 export MPLBACKEND="${MPLBACKEND:-Agg}" PYTHONHASHSEED=0 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
+# The study's mda effects (Debian's mda-lv2): used where already installed; otherwise installed
+# with apt-get as root, or, without root, fetched with `apt-get download` and unpacked into
+# $ENV_DIR/lib/lv2 (dafxlib.effects.install). A failed attempt is remembered in a stamp and
+# retried by --setup-only; the outcome is the first line a run prints.
+mda_stamp="$ENV_DIR/.dafxlib-mda"
+if ! mda_line=$("$PY" -m dafxlib.effects.install --env "$ENV_DIR" --method installed); then
+  if (( setup_only )) || [[ ! -f "$mda_stamp" ]]; then
+    echo "setup: getting Debian's mda-lv2 plugins (the study's effects)"
+    mda_line=$("$PY" -m dafxlib.effects.install --env "$ENV_DIR" --method auto) || true
+    echo "$mda_line" > "$mda_stamp"
+  else
+    mda_line="$(cat "$mda_stamp") [remembered; ./run_all.sh --setup-only tries again]"
+  fi
+fi
+echo "$mda_line"
+
 if (( setup_only )); then
   echo "setup: ready ($PY)"
   exit 0
+fi
+
+# The paper profile is sized for a GPU: say so up front when torch sees none.
+profile=default
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in
+    --profile) profile="${args[$((i + 1))]:-}" ;;
+    --profile=*) profile="${args[$i]#--profile=}" ;;
+  esac
+done
+if [[ "$profile" == paper ]]; then
+  "$PY" - <<'PYEOF'
+import torch
+if torch.cuda.is_available():
+    print(f"run_all: GPU {torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} visible)")
+else:
+    print(f"run_all: NO GPU FOUND (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no, CPU only'}): "
+          "the paper profile will train and search on the CPU, which at its sizes takes days; "
+          "README, section 'GPU and several processes', gives the command that installs CUDA torch")
+PYEOF
 fi
 exec "$PY" -m dafxlib.run_notebooks ${args[@]+"${args[@]}"}
