@@ -38,6 +38,7 @@ from . import io, metrics as M, paths
 from .config import Profile, get_profile
 from .errors import ConfigError, DatasetError, MissingArtifactError
 from .seeding import array_hash, mix_seed, stable_hash
+from .stats import mean_ci
 from .threads import single_thread
 
 #: every method, in table order
@@ -373,23 +374,6 @@ def evaluate_cell(es: EvalSet, pool, n_params: int, methods: Sequence[str], *,
 
 
 # ---- statistics ----------------------------------------------------------------------------
-def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float | None, float | None, float | None]:
-    """Mean and percentile-bootstrap interval of the finite values: (mean, lo, hi).
-    (None, None, None) when there is no finite value."""
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return None, None, None
-    mean = float(v.mean())
-    if v.size == 1 or n_boot < 1:
-        return mean, mean, mean
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(int(n_boot), v.size))].mean(axis=1)
-    a = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [a, 1.0 - a])
-    return mean, float(min(lo, mean)), float(max(hi, mean))
-
-
 def paired(table, cell: tuple[str, str], a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-item values of methods a and b in one cell, on the items valid for both."""
     c = table[(table.corpus == cell[0]) & (table.effect == cell[1])]
@@ -413,7 +397,7 @@ def cell_summary(table, *, n_boot: int = 1000, seed: int = 0, metrics: Iterable[
             v = g[m].to_numpy(float)
             if not np.isfinite(v).any() and m in ("pesq", "param_mae"):
                 continue  # not applicable (music corpus, or a method without parameters)
-            mean, lo, hi = bootstrap_ci(v, n_boot, mix_seed(seed, "boot", corpus, effect, method, m))
+            mean, lo, hi = mean_ci(v, n_boot, mix_seed(seed, "boot", corpus, effect, method, m))
             out.append({"corpus": corpus, "effect": effect, "method": method, "metric": m,
                         "mean": mean, "lo": lo, "hi": hi, "n": int(np.isfinite(v).sum()),
                         "n_excluded": int((~np.isfinite(v)).sum())})
@@ -440,7 +424,7 @@ def win_table(table, method: str = "controller", against: Sequence[str] = ("do_n
                             f"{key}_significant": None, f"{key}_n": 0})
                 continue
             d = sgn * (a - b)  # < 0: method better
-            _, lo, hi = bootstrap_ci(d, n_boot, mix_seed(seed, "pair", corpus, effect, method, other, metric))
+            _, lo, hi = mean_ci(d, n_boot, mix_seed(seed, "pair", corpus, effect, method, other, metric))
             row.update({f"{method}_mean": float(a.mean()), f"{other}_mean": float(b.mean()),
                         f"{key}_win": bool(d.mean() < 0), f"{key}_win_rate": float(np.mean((d < 0) + 0.5 * (d == 0))),
                         f"{key}_significant": bool(hi < 0), f"{key}_n": int(a.size)})

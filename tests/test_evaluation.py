@@ -141,20 +141,6 @@ def test_ito_search_finds_better_settings_than_its_start():
     assert found["mrstft"].mean() < start["mrstft"].mean()
 
 
-def test_bootstrap_interval_contains_the_mean():
-    rng = np.random.default_rng(0)
-    v = rng.gamma(2.0, 0.5, 40)
-    mean, lo, hi = ev.bootstrap_ci(v, 500, seed=1)
-    assert lo < mean < hi and mean == pytest.approx(v.mean())
-    assert ev.bootstrap_ci(v, 500, seed=1) == (mean, lo, hi)  # seeded
-    _, lo2, hi2 = ev.bootstrap_ci(np.concatenate([v] * 9), 500, seed=1)
-    assert hi2 - lo2 < hi - lo
-    with_nan = np.concatenate([v, [np.nan]])
-    assert ev.bootstrap_ci(with_nan, 500, seed=1) == (mean, lo, hi)  # excluded items ignored
-    assert ev.bootstrap_ci([np.nan], 100) == (None, None, None)
-    assert ev.bootstrap_ci([2.0, 2.0, 2.0], 100) == (2.0, 2.0, 2.0)
-
-
 def synthetic_table(deltas_dn, deltas_r, n=8, seed=0):
     """A result table whose controller differs from do-nothing / random by fixed amounts per cell."""
     rng = np.random.default_rng(seed)
