@@ -236,31 +236,26 @@ def audio_loss_fn(fft_sizes: Sequence[int] = (512, 1024, 2048), hop_fraction: fl
                                                  win_lengths=sizes)
 
 
-def _best_state_callback(path: Path, initial: tuple[float, dict] | None):
-    """Keep the weights with the lowest ``val_loss`` in ``path`` (survives a resume)."""
-    import lightning.pytorch as pl
+def _best_weights_callback(run_dir: Path, name: str, initial_loss: float | None):
+    """Lightning's ModelCheckpoint keeping the weights with the lowest ``val_loss`` as ``<name>.ckpt``.
 
-    class _Best(pl.Callback):
-        def __init__(self):
-            prev = torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
-            self.best = prev["val_loss"] if prev else math.inf
-            if initial is not None and initial[0] < self.best:
-                self.best = initial[0]
-                io.torch_save({"val_loss": initial[0], "state_dict": initial[1], "epoch": -1}, path)
+    ``initial_loss`` (a warm start's validation loss) is the score to beat: when no epoch beats
+    it no file is written and the warm start stays the best. The callback's state travels in
+    the run's checkpoints, so a resumed run keeps comparing against the true best.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if trainer.sanity_checking:
-                return
-            v = trainer.callback_metrics.get("val_loss")
-            if v is None:
-                return
-            v = float(v)
-            if math.isfinite(v) and v < self.best:
-                self.best = v
-                sd = {k: t.detach().cpu().clone() for k, t in pl_module.model.state_dict().items()}
-                io.torch_save({"val_loss": v, "state_dict": sd, "epoch": int(trainer.current_epoch)}, path)
+    cb = ModelCheckpoint(dirpath=run_dir, filename=name, monitor="val_loss", mode="min", save_top_k=1,
+                         save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
+    if initial_loss is not None and math.isfinite(initial_loss):
+        cb.best_model_score = torch.tensor(float(initial_loss))
+    return cb
 
-    return _Best()
+
+def _best_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The controller network's weights from a best-weights checkpoint of the Lightning module."""
+    sd = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return {k.removeprefix("model."): v for k, v in sd.items() if k.startswith("model.")}
 
 
 def _tensors(data: ControllerData, with_audio: bool):
@@ -399,7 +394,8 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
     epochs = cfg.regression_epochs if mode == "regression" else cfg.spsa_epochs
     lr = cfg.spsa_lr if signal == "both" else cfg.lr  # fine-tuning takes the smaller step
     run_dir = paths.cache_dir(profile.name, "controller_runs", f"{key}_{signal}")
-    best_path = run_dir / f"best_{h}.pt"
+    best_name = f"best_{h}"
+    best_path = run_dir / f"{best_name}.ckpt"
     bs = cfg.batch_size
     train_set = train
     if mode == "audio":
@@ -417,13 +413,12 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
     def run(layer):
         module = Module(model, mode, lr, layer=layer, l1_weight=cfg.l1_weight, loss_fft_sizes=cfg.loss_fft_sizes,
                         loss_hop_fraction=cfg.loss_hop_fraction)
-        initial = None
+        initial_loss = None
         if warm_start is not None:
             # the warm start competes with the fine-tuned epochs for "best on validation"
-            sd = {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}
-            initial = (_eval_loss(module, val_loader), sd)
-            warm_rows.append({"epoch": -1, "step": 0, "val_loss": initial[0]})
-        cb = _best_state_callback(best_path, None if best_path.exists() else initial)
+            initial_loss = _eval_loss(module, val_loader)
+            warm_rows.append({"epoch": -1, "step": 0, "val_loss": initial_loss})
+        cb = _best_weights_callback(run_dir, best_name, initial_loss)
         res = fit(module, train_loader, val_loader, run_dir, epochs, seed=seed, progress=progress,
                   config=ident, callbacks=[cb, threads_callback(cfg.torch_threads)],
                   ckpt_every_n_steps=cfg.ckpt_every_n_steps)
@@ -444,7 +439,9 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
     else:
         res = run(None)
     if best_path.exists():
-        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"])
+        model.load_state_dict(_best_weights(best_path))
+    elif warm_start is not None:  # no epoch beat the warm start on validation: keep it
+        model.load_state_dict(warm_start.predictor.model.state_dict())
     model.eval()
     pred = ControllerPredictor(model, feats_obj, key, signal, effect.param_names)
     p_val = pred.predict_features(val.features)

@@ -430,6 +430,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     never overwritten with broken weights. A damaged checkpoint raises CorruptFileError naming it.
     """
     import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     if int(max_epochs) < 1:
         raise ConfigError(f"max_epochs must be >= 1, got {max_epochs}")
@@ -485,7 +486,8 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
 
     trainer_kw: dict[str, Any] = dict(
         max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, strategy=strategy,
-        callbacks=[ckpt_cb, *callbacks], logger=False, enable_checkpointing=False,
+        callbacks=[ckpt_cb, *callbacks], logger=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),  # a caller's best-weights keeper
         enable_progress_bar=bool(progress), enable_model_summary=False,
         num_sanity_val_steps=0, deterministic=deterministic, default_root_dir=str(run_dir),
         log_every_n_steps=log_every_n_steps, gradient_clip_val=gradient_clip_val,
