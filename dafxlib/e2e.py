@@ -28,6 +28,7 @@ threads made these tiny ops many times slower). The render pool's workers are se
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -317,7 +318,7 @@ def _new_model(in_dim: int, n_params: int, profile: Profile, seed: int) -> Contr
 def _render(effect, x: np.ndarray, p: np.ndarray, sample_rate: int, workers: int) -> np.ndarray:
     from .render import render_batch
 
-    return np.asarray(render_batch(effect, x, p, sample_rate, workers=workers).audio, dtype=np.float32)
+    return np.asarray(render_batch(effect, x, p, sample_rate, workers=workers, reuse=True).audio, dtype=np.float32)
 
 
 def score(effect, data: ControllerData, p_hat: np.ndarray, sample_rate: int, workers: int = 2,
@@ -425,9 +426,9 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
         return res
 
     if mode == "audio":
-        from .render import RenderPool
+        from .render import shared_pool
 
-        with RenderPool(effect, sr, workers=workers) as pool:
+        with contextlib.nullcontext(shared_pool(effect, sr, workers=workers)) as pool:  # kept open for later calls
             layer = EffectLayer(effect, sr, pool=pool, epsilon=cfg.spsa_epsilon, schedule=cfg.spsa_schedule,
                                 seed=seed)
             res = run(layer)

@@ -93,7 +93,7 @@ def render(effect, audios: np.ndarray, params01: np.ndarray, sample_rate: int, w
     from .render import render_batch
 
     res = render_batch(effect, np.ascontiguousarray(audios, dtype=np.float32),
-                       np.ascontiguousarray(params01, dtype=np.float32), sample_rate, workers=workers)
+                       np.ascontiguousarray(params01, dtype=np.float32), sample_rate, workers=workers, reuse=True)
     return np.asarray(res.audio, dtype=np.float32), np.asarray(res.ok, dtype=bool)
 
 

@@ -205,3 +205,71 @@ def test_lv2_thread_pool_matches_serial(key, batch):
     with RenderPool(e, SR, workers=2, mode="thread") as pool:
         r = pool.render(batch, params)
     assert r.failed == [] and np.array_equal(r.audio, serial(e, batch, params))
+
+
+# ---- shared pools (render_batch(..., reuse=True)) -----------------------------------------------
+@pytest.fixture
+def fresh_shared_pools():
+    from dafxlib import render
+
+    render.close_shared_pools()
+    yield render
+    render.close_shared_pools()
+
+
+@pytest.mark.parametrize("key,effect_set", [("overdrive", "portable"), ("flanger", "mda")])
+def test_shared_pool_reused_across_calls_and_equal_to_a_fresh_pool(key, effect_set, batch, fresh_shared_pools):
+    render = fresh_shared_pools
+    if effect_set == "mda" and not mda_available():
+        pytest.skip("Debian's mda-lv2 plugins are not installed")
+    e = get_effect(key, effect_set)
+    params = np.random.default_rng(7).random((len(batch), e.n_params))
+    r1 = render_batch(e, batch, params, SR, workers=2, reuse=True)
+    pool = render.shared_pool(e, SR, workers=2)
+    r2 = render_batch(e, batch[::-1], params[::-1], SR, workers=2, reuse=True)
+    # an equal effect built anew shares the same pool; other settings get another one
+    assert render.shared_pool(get_effect(key, effect_set), SR, workers=2) is pool
+    assert render.shared_pool(e, SR, workers=1) is not pool
+    assert len(render._SHARED) == 2 and not pool._closed
+    if effect_set == "mda":
+        assert pool.mode == "process" and pool.restarts == 0
+        pids = [w.proc.pid for w in pool._procs]
+        render_batch(e, batch, params, SR, workers=2, reuse=True)
+        assert [w.proc.pid for w in pool._procs] == pids  # the same worker processes served every call
+    fresh = render_batch(e, batch, params, SR, workers=2)
+    assert r1.failed == [] and np.array_equal(r1.audio, fresh.audio)
+    assert np.array_equal(r2.audio, fresh.audio[::-1])
+    render.close_shared_pools()
+    assert pool._closed and not render._SHARED
+
+
+def test_shared_pools_are_bounded_and_a_closed_one_is_replaced(batch, fresh_shared_pools, monkeypatch):
+    render = fresh_shared_pools
+    monkeypatch.setattr(render, "MAX_SHARED_POOLS", 2)
+    pools = [render.shared_pool(get_effect(k, "portable"), SR, workers=1) for k in ("overdrive", "delay", "ringmod")]
+    assert pools[0]._closed and not pools[1]._closed and not pools[2]._closed  # least recently used closed
+    assert len(render._SHARED) == 2
+    pools[2].close()  # e.g. a process pool that gave up
+    again = render.shared_pool(get_effect("ringmod", "portable"), SR, workers=1)
+    assert again is not pools[2] and not again._closed
+    r = render_batch(get_effect("ringmod", "portable"), batch[:2], np.full((2, 3), 0.5), SR, workers=1, reuse=True)
+    assert r.failed == []
+
+
+def test_shared_pools_not_inherited_by_a_forked_child(batch, fresh_shared_pools):
+    import multiprocessing as mp
+
+    render = fresh_shared_pools
+    e = get_effect("overdrive", "portable")
+    pool = render.shared_pool(e, SR, workers=1)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        q.put((len(render._SHARED), render.shared_pool(e, SR, workers=1) is not pool))
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(60)
+    assert q.get(timeout=5) == (0, True)
+    assert render.shared_pool(e, SR, workers=1) is pool and not pool._closed
