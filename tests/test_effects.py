@@ -12,7 +12,6 @@ from dafxlib.effects.base import Effect, ParamSpec
 from dafxlib.effects.external import ExternalEffect
 from dafxlib.effects.portable import Delay, RingMod
 from dafxlib.effects.testing import probe_clip
-from dafxlib.effects.turtle import BNode, Graph, Literal
 from dafxlib.errors import EffectError, PluginNotFoundError
 
 SR = 24_000
@@ -221,59 +220,53 @@ def test_portable_render_speed(portable):
         assert min(times) < 0.1, f"{key} took {min(times) * 1000:.1f} ms for 1 s of audio"
 
 
-# ---- Turtle reader -------------------------------------------------------------------------
-TTL = r'''
+# ---- LV2 bundle descriptions (rdflib) ----------------------------------------------------
+MANIFEST = r'''
 @prefix lv2: <http://lv2plug.in/ns/lv2core#> .
-@prefix ex: <http://example.org/> .
-PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
-# a comment with "quotes" and <angles>
-ex:plug a lv2:Plugin , ex:Thing ;
-    lv2:binary <plug.so> ;
-    rdfs:comment """multi
-line "quoted" text""" , "short \"esc\""@en ;
-    ex:list ( 1 2.5 -3e2 ) ;
-    ex:flag true ;
-    lv2:port [
-        a lv2:InputPort , lv2:ControlPort ;
-        lv2:index 0 ; lv2:symbol "gain" ; lv2:default -1.5 ;
-        lv2:scalePoint [ rdfs:label "x" ; ex:v 0.0 ]
-    ] , [ lv2:index 1 ; lv2:symbol "out" ] ;
-    ex:blank _:b1 .
-_:b1 ex:name "named blank" .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+<http://example.org/plug> a lv2:Plugin ; lv2:binary <plug.so> ; rdfs:seeAlso <plug.ttl> .
+<http://example.org/other> a lv2:Plugin ; lv2:binary <other.so> .
+'''
+PLUGIN = r'''
+@prefix lv2: <http://lv2plug.in/ns/lv2core#> .
+@prefix doap: <http://usefulinc.com/ns/doap#> .
+<http://example.org/plug> doap:name "Test \"Gain\"" ; lv2:requiredFeature <http://e/feat> ;
+    lv2:port [ a lv2:InputPort , lv2:AudioPort ; lv2:index 1 ; lv2:symbol "in" ] ,
+        [ a lv2:InputPort , lv2:ControlPort ; lv2:index 0 ; lv2:symbol "gain" ; lv2:name "Gain" ;
+          lv2:default -1.5 ; lv2:minimum -24 ; lv2:maximum 6.0e0 ; lv2:portProperty lv2:connectionOptional ] ,
+        [ a lv2:OutputPort , lv2:AudioPort ; lv2:index 2 ; lv2:symbol "out" ] .
 '''
 
 
-def test_turtle_reader():
-    g = Graph().parse(TTL, base="file:///bundle/x.ttl")
-    plug = "http://example.org/plug"
-    lv2 = "http://lv2plug.in/ns/lv2core#"
-    types = g.objects(plug, "http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-    assert set(types) == {lv2 + "Plugin", "http://example.org/Thing"}
-    assert g.value(plug, lv2 + "binary") == "file:///bundle/plug.so"
-    comments = g.objects(plug, "http://www.w3.org/2000/01/rdf-schema#comment")
-    assert Literal('multi\nline "quoted" text') in comments
-    assert Literal('short "esc"', lang="en") in comments
-    assert g.value(plug, "http://example.org/flag") is True
-    ports = g.objects(plug, lv2 + "port")
-    assert len(ports) == 2 and all(isinstance(p, BNode) for p in ports)
-    first = [p for p in ports if g.value(p, lv2 + "index") == 0][0]
-    assert g.value(first, lv2 + "symbol") == "gain" and g.value(first, lv2 + "default") == -1.5
-    assert isinstance(g.value(first, lv2 + "scalePoint"), BNode)
-    b = g.value(plug, "http://example.org/blank")
-    assert g.value(b, "http://example.org/name") == "named blank"
-    head = g.value(plug, "http://example.org/list")
-    items = []
-    while head != "http://www.w3.org/1999/02/22-rdf-syntax-ns#nil":
-        items.append(g.value(head, "http://www.w3.org/1999/02/22-rdf-syntax-ns#first"))
-        head = g.value(head, "http://www.w3.org/1999/02/22-rdf-syntax-ns#rest")
-    assert items == [1, 2.5, -300.0]
+def test_read_bundle_describes_ports_from_the_manifest_and_see_also(tmp_path):
+    from dafxlib.effects.lv2 import read_bundle
+
+    (tmp_path / "manifest.ttl").write_text(MANIFEST)
+    (tmp_path / "plug.ttl").write_text(PLUGIN)
+    infos = read_bundle(tmp_path, only=["plug"])
+    assert list(infos) == ["http://example.org/plug"]
+    info = infos["http://example.org/plug"]
+    assert info.name == 'Test "Gain"' and info.binary == str(tmp_path.resolve() / "plug.so")
+    assert info.required_features == ("http://e/feat",)
+    gain, inp, out = info.ports
+    assert (gain.symbol, gain.kind, gain.is_input, gain.name) == ("gain", "control", True, "Gain")
+    assert (gain.default, gain.minimum, gain.maximum) == (-1.5, -24.0, 6.0) and gain.optional
+    assert (inp.kind, inp.is_input, out.kind, out.is_input) == ("audio", True, "audio", False)
+    assert set(read_bundle(tmp_path)) == {"http://example.org/plug", "http://example.org/other"}
 
 
-def test_turtle_errors_name_the_line():
-    with pytest.raises(EffectError, match=r"<string>:2"):
-        Graph().parse("@prefix ex: <http://e/> .\nex:a ex:b nope:c .")
-    with pytest.raises(EffectError):
-        Graph().parse("<http://a> <http://b> \"unterminated .")
+def test_read_bundle_errors_name_the_file(tmp_path):
+    from dafxlib.effects.lv2 import read_bundle
+
+    with pytest.raises(PluginNotFoundError, match="manifest.ttl"):
+        read_bundle(tmp_path)
+    (tmp_path / "manifest.ttl").write_text("@prefix ex: <http://e/> .\nex:a ex:b nope:c .")
+    with pytest.raises(EffectError, match="manifest.ttl"):
+        read_bundle(tmp_path)
+    (tmp_path / "manifest.ttl").write_text(MANIFEST.replace("rdfs:seeAlso <plug.ttl> ", ""))
+    (tmp_path / "manifest.ttl").write_text(MANIFEST + '<http://example.org/plug> lv2:port [ lv2:symbol "x" ] .')
+    with pytest.raises(EffectError, match="lv2:index"):
+        read_bundle(tmp_path, only=["plug"])
 
 
 # ---- external (VST3/AU) wrapper ------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Host LV2 plugins through ctypes, without lilv.
 
-:func:`read_bundle` reads a bundle's Turtle (manifest.ttl and the files it points to) into
+:func:`read_bundle` reads a bundle's Turtle with rdflib (manifest.ttl and the files it points to) into
 :class:`LV2PluginInfo` records; :class:`LV2Plugin` loads the shared library once and makes a
 fresh instance per clip; :class:`LV2Effect` puts a plugin behind the :class:`Effect`
 interface (mono in duplicated to every audio input, audio outputs averaged).
@@ -21,14 +21,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 
 from ..errors import EffectError, PluginNotFoundError
 from .base import Effect, ParamSpec
-from .turtle import RDF, Graph
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
 ATOM = "http://lv2plug.in/ns/ext/atom#"
@@ -89,6 +89,56 @@ def _file_of(uri: str) -> str:
     return unquote(u.path)
 
 
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+
+
+class _Turtle:
+    """The Turtle files of one LV2 bundle, read with rdflib; answers in plain Python values."""
+
+    def __init__(self, path: Path):
+        import rdflib
+
+        self._rdflib = rdflib
+        self.g = rdflib.Graph()
+        self.parse(path)
+
+    def parse(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        try:
+            self.g.parse(path.resolve().as_uri(), format="turtle")
+        except Exception as e:  # rdflib raises several parser-specific types
+            raise EffectError(f"cannot read the LV2 description {path}: {e}") from e
+
+    def _ref(self, node: Any) -> Any:
+        return self._rdflib.URIRef(node) if type(node) is str else node  # rdflib nodes are str subclasses
+
+    def subjects(self, predicate: str, obj: str) -> list[str]:
+        return [str(x) for x in self.g.subjects(self._ref(predicate), self._ref(obj))
+                if isinstance(x, self._rdflib.URIRef)]
+
+    def nodes(self, subject: Any, predicate: str) -> list[Any]:
+        return list(self.g.objects(self._ref(subject), self._ref(predicate)))
+
+    def uris(self, subject: Any, predicate: str) -> list[str]:
+        return [str(o) for o in self.nodes(subject, predicate) if isinstance(o, self._rdflib.URIRef)]
+
+    def uri(self, subject: Any, predicate: str) -> str | None:
+        found = self.uris(subject, predicate)
+        return found[0] if found else None
+
+    def literal(self, subject: Any, predicate: str) -> Any:
+        """The first literal object as a Python value (xsd:decimal as float), or None."""
+        for o in self.nodes(subject, predicate):
+            if isinstance(o, self._rdflib.Literal):
+                v = o.toPython()
+                return float(v) if isinstance(v, Decimal) else v
+        return None
+
+    def number(self, subject: Any, predicate: str) -> float | None:
+        v = self.literal(subject, predicate)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 _BUNDLE_CACHE: dict[tuple[str, float], dict[str, LV2PluginInfo]] = {}
 _BUNDLE_LOCK = threading.Lock()
 
@@ -107,27 +157,26 @@ def read_bundle(bundle: str | os.PathLike, only: Sequence[str] | None = None) ->
     with _BUNDLE_LOCK:
         if key in _BUNDLE_CACHE:
             return _BUNDLE_CACHE[key]
-    g = Graph().parse_file(manifest)
-    uris = list(dict.fromkeys(g.subjects(RDF + "type", LV2 + "Plugin")))
+    g = _Turtle(manifest)
+    uris = list(dict.fromkeys(g.subjects(RDF_TYPE, LV2 + "Plugin")))
     if only is not None:
         wanted = set(only)
         uris = [u for u in uris if _local(u) in wanted or u in wanted]
     seen_files = {str(manifest.resolve())}
     for u in uris:
-        for see in g.objects(u, RDFS + "seeAlso"):
-            if isinstance(see, str):
-                f = _file_of(see)
-                if f not in seen_files and os.path.isfile(f) and f.endswith(".ttl"):
-                    seen_files.add(f)
-                    g.parse_file(f)
+        for see in g.uris(u, RDFS + "seeAlso"):
+            f = _file_of(see)
+            if f not in seen_files and os.path.isfile(f) and f.endswith(".ttl"):
+                seen_files.add(f)
+                g.parse(f)
     out: dict[str, LV2PluginInfo] = {}
     for u in uris:
-        binary = g.value(u, LV2 + "binary")
-        if not isinstance(binary, str):
+        binary = g.uri(u, LV2 + "binary")
+        if binary is None:
             continue
         ports = []
-        for node in g.objects(u, LV2 + "port"):
-            types = {_local(t) for t in g.objects(node, RDF + "type") if isinstance(t, str)}
+        for node in g.nodes(u, LV2 + "port"):
+            types = {_local(t) for t in g.uris(node, RDF_TYPE)}
             if "ControlPort" in types:
                 kind = "control"
             elif "AudioPort" in types:
@@ -138,25 +187,19 @@ def read_bundle(bundle: str | os.PathLike, only: Sequence[str] | None = None) ->
                 kind = "atom"
             else:
                 kind = "other"
-            props = tuple(sorted(_local(p) for p in g.objects(node, LV2 + "portProperty") if isinstance(p, str)))
-
-            def num(pred):
-                v = g.value(node, LV2 + pred)
-                return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-            idx = g.value(node, LV2 + "index")
-            sym = g.value(node, LV2 + "symbol")
-            if not isinstance(idx, int) or not isinstance(sym, str):
+            props = tuple(sorted(_local(p) for p in g.uris(node, LV2 + "portProperty")))
+            idx, sym = g.literal(node, LV2 + "index"), g.literal(node, LV2 + "symbol")
+            if not isinstance(idx, int) or isinstance(idx, bool) or not isinstance(sym, str):
                 raise EffectError(f"LV2 plugin {u}: a port lacks lv2:index or lv2:symbol")
-            ports.append(LV2Port(index=idx, symbol=sym, name=str(g.value(node, LV2 + "name", sym)), kind=kind,
-                                 is_input="InputPort" in types, default=num("default"), minimum=num("minimum"),
-                                 maximum=num("maximum"), properties=props,
-                                 optional="connectionOptional" in props))
+            ports.append(LV2Port(index=idx, symbol=sym, name=str(g.literal(node, LV2 + "name") or sym), kind=kind,
+                                 is_input="InputPort" in types, default=g.number(node, LV2 + "default"),
+                                 minimum=g.number(node, LV2 + "minimum"), maximum=g.number(node, LV2 + "maximum"),
+                                 properties=props, optional="connectionOptional" in props))
         ports.sort(key=lambda p: p.index)
         if [p.index for p in ports] != list(range(len(ports))):
             raise EffectError(f"LV2 plugin {u}: port indices are not 0..n-1")
-        feats = tuple(sorted(f for f in g.objects(u, LV2 + "requiredFeature") if isinstance(f, str)))
-        name = g.value(u, DOAP + "name") or _local(u)
+        feats = tuple(sorted(g.uris(u, LV2 + "requiredFeature")))
+        name = g.literal(u, DOAP + "name") or _local(u)
         out[u] = LV2PluginInfo(uri=u, name=str(name), binary=_file_of(binary), bundle=str(bundle),
                                ports=tuple(ports), required_features=feats)
     with _BUNDLE_LOCK:
