@@ -598,11 +598,24 @@ def download(name: str, root: str | os.PathLike, *, url: str | None = None, veri
     return folder
 
 
-def _print_progress(done: int, total: int | None) -> None:
-    mb = done / 1e6
-    txt = f"\r{mb:10.1f} MB" + (f" / {total / 1e6:.1f} MB ({100 * done / total:5.1f} %)" if total else "")
-    sys.stderr.write(txt)
-    sys.stderr.flush()
+class _DownloadBar:
+    """A tqdm byte counter for :func:`download_file`'s ``progress`` callback (resumed bytes included)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=self.name, file=sys.stderr, mininterval=1.0)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -628,10 +641,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{info.name:10s} {info.title} ({info.size}, {info.license}) {info.homepage}")
             return 0
         if args.cmd == "download":
-            folder = download(args.name, args.root, url=args.url, verify=not args.no_verify,
-                              extract=not args.no_extract, keep_archive=args.keep_archive,
-                              progress=_print_progress)
-            sys.stderr.write("\n")
+            bar = _DownloadBar(args.name)
+            try:
+                folder = download(args.name, args.root, url=args.url, verify=not args.no_verify,
+                                  extract=not args.no_extract, keep_archive=args.keep_archive, progress=bar)
+            finally:
+                bar.close()
             print(f"{args.name} ready in {folder}")
             return 0
         parser = {"vctk": vctk_files, "daps": daps_files, "musdb18hq": musdb_files}[args.name]

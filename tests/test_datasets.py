@@ -371,3 +371,16 @@ def test_registry():
         assert info.checksum is None or info.checksum.split(":")[0] in ("sha256", "md5")
     with pytest.raises(DatasetError, match="unknown dataset"):
         D.download("timit", ".")
+
+
+def test_download_progress_bar_counts_resumed_and_new_bytes(capsys):
+    from dafxlib.datasets import _DownloadBar
+
+    bar = _DownloadBar("vctk")
+    bar(40, 100)  # a resumed download starts at 40 bytes
+    bar(70, 100)
+    bar(100, 100)
+    assert bar.bar.n == 100 and bar.bar.total == 100
+    bar.close()
+    err = capsys.readouterr().err
+    assert "vctk" in err and "100" in err
