@@ -162,3 +162,88 @@ def test_the_studys_mushra_file_is_analysed_with_screening():
     assert len(scr.kept) + len(scr.removed) + len(scr.removed_constant) == 10
     assert set(a.summary.effect) == {"overdrive", "delay", "ambience", "multiband"}
     assert "style_transfer" in set(a.tests.other)
+
+
+def _trials(sr: int = 16000, n: int = 8000):
+    from dafxlib.study.listening import Trial, lowpass_anchor
+
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(1)
+    out = []
+    for e in ("overdrive", "multiband"):
+        for k in range(2):
+            clean = (0.3 * np.sin(2 * np.pi * 220 * (k + 1) * t) + 0.02 * rng.standard_normal(n)).astype(np.float32)
+            ref = np.tanh(4 * clean).astype(np.float32)
+            stim = {"anchor": np.tanh(1.5 * clean).astype(np.float32), "anchor35": lowpass_anchor(ref, sr),
+                    "controller": np.tanh(3.5 * clean).astype(np.float32), "do_nothing": 0.2 * clean}
+            out.append(Trial(e, k, sr, ref, stim))
+    return out
+
+
+def test_listening_kit_is_written_and_its_results_analysed(tmp_path):
+    import soundfile as sf
+    import yaml
+
+    from dafxlib.audio import loudness
+    from dafxlib.study import listening
+
+    man = listening.write_kit(_trials(), tmp_path / "kit", target_lufs=-23.0)
+    cfg = yaml.safe_load((tmp_path / "kit" / "configs" / "dafx_style_transfer.yaml").read_text())
+    pages = [p for p in cfg["pages"] if p["type"] == "mushra"]
+    assert [p["id"] for p in pages] == ["overdrive0", "overdrive1", "multiband0", "multiband1"]
+    assert set(pages[0]["stimuli"]) == {"anchor", "anchor35", "controller", "do_nothing"}
+    for p in pages:
+        for f in [p["reference"], *p["stimuli"].values()]:
+            a, sr = sf.read(tmp_path / "kit" / f)
+            assert sr == 16000 and len(a) == 8000
+            assert abs(loudness(a, sr) - (-23.0)) < 0.6 or np.max(np.abs(a)) > 0.85  # matched, or peak-limited
+    # a webMUSHRA results file for this kit, analysed by the same function as the study's mushra.csv
+    res = listening.synthetic_results(man, n_sessions=6)
+    assert list(res.columns) == list(mushra.COLUMNS)
+    path = tmp_path / "mushra.csv"
+    res.to_csv(path, index=False)
+    a = mushra.analyse(path, model="controller", against=("anchor", "anchor35", "do_nothing"))
+    assert len(a.screening.kept) + len(a.screening.removed) == 6
+    assert set(a.tests.effect) == {"overdrive", "multiband"} and a.tests.significant.all()
+
+
+def test_lowpass_anchor_removes_high_frequencies():
+    from dafxlib.study.listening import lowpass_anchor
+
+    sr = 24000
+    t = np.arange(sr) / sr
+    x = (np.sin(2 * np.pi * 500 * t) + np.sin(2 * np.pi * 8000 * t)).astype(np.float32)
+    spec = np.abs(np.fft.rfft(lowpass_anchor(x, sr)))
+    f = np.fft.rfftfreq(sr, 1 / sr)
+    assert spec[np.argmin(np.abs(f - 8000))] < 1e-3 * spec[np.argmin(np.abs(f - 500))]
+
+
+def test_concordance_names_figures_the_notebooks_make():
+    import re
+
+    from dafxlib.study import concordance
+
+    src = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+    for row in concordance.CONCORDANCE:
+        assert row.how, row
+        for name in row.figures:
+            stem = name.rsplit("_", 1)[0]
+            assert name in src or re.search(re.escape(stem) + r"_\{", src), f"no notebook saves {name}"
+    assert "| Study figure |" in concordance.markdown()
+
+
+@pytest.mark.slow
+def test_listening_kit_exports_from_the_smoke_run(smoke_run, tmp_path, monkeypatch):
+    """The one-call export on the session's smoke run: every condition, including controller and ITO."""
+    from dafxlib.study import listening
+
+    rc, output, out_dir, build_dir = smoke_run
+    assert rc == 0, output[-3000:]
+    monkeypatch.setenv("DAFX_BUILD_DIR", str(build_dir))
+    monkeypatch.setenv("DAFX_OUTPUT_DIR", str(out_dir))
+    man = listening.export_kit("smoke", tmp_path / "kit", effects=("overdrive",), n_items=2)
+    assert [p["id"] for p in man["pages"]] == ["overdrive0", "overdrive1"]
+    assert man["conditions"] == list(listening.CONDITIONS)
+    for p in man["pages"]:
+        for c in ["reference", *listening.CONDITIONS]:
+            assert (tmp_path / "kit" / "stimuli" / p["id"] / f"{c}.wav").is_file()

@@ -107,7 +107,8 @@ def expert_boxes(ex: load.ExpertWalkthrough):
     ax.boxplot(data, widths=0.5, medianprops={"color": "black"})
     rng = np.random.default_rng(0)
     for i, v in enumerate(data):
-        ax.scatter(i + 1 + rng.uniform(-0.12, 0.12, v.size), v, s=12, color=effect_color(labels[i].split()[0]), zorder=3)
+        ax.scatter(i + 1 + rng.uniform(-0.12, 0.12, v.size), v, s=12, color=effect_color(labels[i].split()[0]),
+                   zorder=3)
     ax.set_xticks(np.arange(1, len(labels) + 1), labels, fontsize=7)
     ax.set_ylim(0.5, 10.5)
     ax.set_ylabel("score (1-10)")

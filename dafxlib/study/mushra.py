@@ -179,7 +179,8 @@ def summary_markdown(a: MushraAnalysis, stimuli: Sequence[str] | None = None) ->
                 cells.append("")
                 continue
             r = r.iloc[0]
-            cells.append(f"{r['median']:.0f} [{r.q1:.0f}-{r.q3:.0f}], {r['mean']:.1f} ({r.mean_lo:.1f}-{r.mean_hi:.1f})")
+            cells.append(f"{r['median']:.0f} [{r.q1:.0f}-{r.q3:.0f}], "
+                         f"{r['mean']:.1f} ({r.mean_lo:.1f}-{r.mean_hi:.1f})")
         lines.append("| " + " | ".join([e] + cells) + " |")
     return "\n".join(lines)
 
