@@ -73,23 +73,23 @@ def probe(z_train: np.ndarray, y_train: Sequence, z_test: np.ndarray, y_test: Se
     from sklearn.preprocessing import StandardScaler
 
     z_train, z_test = np.asarray(z_train, np.float64), np.asarray(z_test, np.float64)
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    if len(z_train) != len(y_train) or len(z_test) != len(y_test):
+    ytr, yte = np.asarray(y_train), np.asarray(y_test)
+    if len(z_train) != len(ytr) or len(z_test) != len(yte):
         raise DatasetError("probe: latents and labels have different lengths")
-    classes = sorted(set(y_train.tolist()))
+    classes = sorted(set(ytr.tolist()))
     if len(classes) < 2:
         raise DatasetError(f"probe needs at least two classes in training, got {classes}")
-    unknown = sorted(set(y_test.tolist()) - set(classes))
+    unknown = sorted(set(yte.tolist()) - set(classes))
     if unknown:
         raise DatasetError(f"probe: test labels {unknown} never occur in training")
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
-    clf.fit(z_train, y_train)
+    clf.fit(z_train, ytr)
     pred = clf.predict(z_test)
     idx = {c: i for i, c in enumerate(classes)}
     conf = np.zeros((len(classes), len(classes)), int)
-    for t, p in zip(y_test, pred):
+    for t, p in zip(yte, pred):
         conf[idx[t], idx[p]] += 1
-    return ProbeResult(float((pred == y_test).mean()), [str(c) for c in classes], conf,
+    return ProbeResult(float((pred == yte).mean()), [str(c) for c in classes], conf,
                        len(z_train), len(z_test))
 
 
@@ -145,9 +145,9 @@ def reconstruction_stats(vae, images: torch.Tensor, labels: Sequence | None = No
     if per_ch.shape[1] == 2:
         out["recon_clean"], out["recon_effected"] = (float(v) for v in per_ch.mean(0))
     if labels is not None:
-        labels = np.asarray(labels)
-        for lab in sorted(set(labels.tolist())):
-            out[f"recon_{lab}"] = float(err[labels == lab].mean())
+        labs = np.asarray(labels)
+        for lab in sorted(set(labs.tolist())):
+            out[f"recon_{lab}"] = float(err[labs == lab].mean())
     return out
 
 

@@ -232,7 +232,7 @@ def loudness_normalise(audio: np.ndarray, sample_rate: int, target_lufs: float =
 def is_silent(audio: np.ndarray, threshold_db: float = SILENCE_DB) -> bool:
     """True when the whole signal's RMS is below ``threshold_db`` dBFS (or it is empty)."""
     a = np.asarray(audio)
-    return a.size == 0 or rms_db(a, axis=None) < threshold_db
+    return bool(a.size == 0 or rms_db(a, axis=None) < threshold_db)
 
 
 def frame_rms_db(audio: np.ndarray, frame: int, hop: int | None = None) -> np.ndarray:

@@ -383,17 +383,17 @@ def compute_metrics(estimate, target, sample_rate: int, *, metrics: Iterable[str
         vals = np.asarray(vals, dtype=np.float64).copy()
         bad = base_bad.copy()
         why = dict(reasons)
-        for i, r in (extra_bad or {}).items():
-            if not bad[i]:
-                bad[i] = True
-                why[i] = r
+        for k, r in (extra_bad or {}).items():
+            if not bad[k]:
+                bad[k] = True
+                why[k] = r
         # a non-finite value that slipped through is excluded loudly, never returned silently
-        for i in np.flatnonzero(~np.isfinite(vals) & ~bad):
+        for i in np.flatnonzero(~np.isfinite(vals) & ~bad).tolist():
             bad[i] = True
             why[i] = f"{name} non-finite"
         vals[bad] = np.nan
         counts: dict[str, int] = defaultdict(int)
-        for i in np.flatnonzero(bad):
+        for i in np.flatnonzero(bad).tolist():
             counts[why[i]] += 1
         for r, c in counts.items():
             rep.exclude(name, r, c)

@@ -44,8 +44,8 @@ class Examples:
     effect: str
     param_names: tuple[str, ...] = ()
     sample_rate: int = 24_000
-    #: "speech" / "music" per example ("" when unknown)
-    kinds: np.ndarray | None = None
+    #: "speech" / "music" per example ("" for every example when not given)
+    kinds: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
     #: renders that failed (non-finite, silent, exception) and were dropped
     n_failed: int = 0
     failures: list[str] = field(default_factory=list)
@@ -55,8 +55,9 @@ class Examples:
         for name in ("y", "y_ref", "p", "clip_ids"):
             if len(getattr(self, name)) != n:
                 raise DatasetError(f"Examples.{name} has {len(getattr(self, name))} rows, x has {n}")
-        if self.kinds is None:
+        if self.kinds is None or len(self.kinds) == 0:
             self.kinds = np.array([""] * n)
+        self.kinds = np.asarray(self.kinds)
         self.param_names = tuple(self.param_names)
 
     def __len__(self) -> int:
@@ -89,31 +90,12 @@ class Examples:
 
 
 def _render(effect, audios: np.ndarray, params: np.ndarray, sample_rate: int, workers: int):
-    """(audio, ok mask, reasons) via the render pool when available, else serially."""
-    try:
-        from .render import render_batch  # type: ignore
-    except ImportError:
-        render_batch = None
-    if render_batch is not None:
-        res = render_batch(effect, audios, params, sample_rate, workers=workers)
-        reasons = [f"{i}: {r}" for i, r in res.failed]
-        return np.asarray(res.audio, np.float32), np.asarray(res.ok, bool), reasons
-    out = np.zeros_like(audios)
-    ok = np.ones(len(audios), bool)
-    reasons = []
-    for i, (a, p) in enumerate(zip(audios, params)):
-        try:
-            r = effect.process(a, sample_rate, p)
-        except Exception as exc:  # count and skip, never die mid-set
-            ok[i] = False
-            reasons.append(f"{i}: exception {exc}")
-            continue
-        if not np.all(np.isfinite(r)) or np.sqrt(np.mean(r ** 2)) < 1e-6:
-            ok[i] = False
-            reasons.append(f"{i}: {'non-finite' if not np.all(np.isfinite(r)) else 'silent'}")
-            continue
-        out[i] = r
-    return out, ok, reasons
+    """(audio, ok mask, reasons) through the render pool (failed renders reported, not fatal)."""
+    from .render import render_batch
+
+    res = render_batch(effect, audios, params, sample_rate, workers=workers)
+    reasons = [f"{i}: {r}" for i, r in res.failed]
+    return np.asarray(res.audio, np.float32), np.asarray(res.ok, bool), reasons
 
 
 def make_examples(effect, clips: Sequence[Any], n: int, seed: int, sample_rate: int,

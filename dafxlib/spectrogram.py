@@ -170,6 +170,7 @@ def normalise(images: torch.Tensor, norm: str = "pair") -> tuple[torch.Tensor, N
     """Zero-mean unit-std per image. ``images`` (B, C, F, T); returns (normalised, stats)."""
     if images.ndim != 4:
         raise ConfigError(f"normalise expects (B, C, F, T), got {tuple(images.shape)}")
+    dims: tuple[int, ...]
     if norm == "pair":
         dims = (1, 2, 3)
     elif norm == "channel":

@@ -24,6 +24,7 @@ import numpy as np
 from .. import audio as A
 from .. import datasets as D
 from ..config import Profile
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def _duration(path) -> float:
 
 def _vctk_clip(files: list[D.AudioFile], start: int, seconds: float, sr: int) -> tuple[np.ndarray, list[str]]:
     """Concatenate consecutive utterances of one speaker from ``start`` until ``seconds``."""
-    parts, used, total = [], [], 0.0
+    parts: list[np.ndarray] = []
+    used: list[str] = []
+    total = 0.0
     gap = np.zeros(int(GAP_SECONDS * sr), np.float32)
     k = start
     while total < seconds and len(used) < len(files) + 1:
@@ -106,7 +109,7 @@ def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np
         for f in vctk:
             by_spk.setdefault(f.group, []).append(f)
         spk_split = D.split_files(sorted(by_spk), data.split, seed, method="exact")
-        jobs = []
+        jobs: list[tuple[str, str, int]] = []
         for split, count in zip(D.SPLITS, D.split_counts(n_seen, data.split)):
             spks = [s for s in sorted(by_spk) if spk_split[s] == split]
             if not spks:
@@ -165,15 +168,15 @@ def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np
         tv = D.split_files(train_tracks, (fr[0], fr[1], 0.0), seed, method="exact") if fr[:2].sum() > 0 else {}
         track_split = {**tv, **{f.id: "test" for f in musdb if f.subset == "test"}}
         by_id = {f.id: f for f in musdb}
-        jobs = []
+        music_jobs: list[tuple[str, str]] = []
         for split, count in zip(D.SPLITS, D.split_counts(data.n_music, data.split)):
             tracks = [t for t in sorted(track_split) if track_split[t] == split]
             if not tracks:
                 continue
-            jobs += [(split, tracks[j % len(tracks)]) for j in range(count)]
+            music_jobs += [(split, tracks[j % len(tracks)]) for j in range(count)]
 
         def make_musdb(i):
-            split, tid = jobs[i]
+            split, tid = music_jobs[i]
             f = by_id[tid]
             rng = np.random.default_rng([seed, _MUSDB, i])
             try:
@@ -183,8 +186,8 @@ def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np
             return got, None if got else "no window with both halves active"
 
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            for i, (got, err) in enumerate(pool.map(make_musdb, range(len(jobs)))):
-                split, tid = jobs[i]
+            for i, (got, err) in enumerate(pool.map(make_musdb, range(len(music_jobs)))):
+                split, tid = music_jobs[i]
                 if got is None:
                     skipped.append((f"musdb18hq/{tid}", err))
                     continue
@@ -203,6 +206,8 @@ def build_user(profile: Profile) -> tuple[list[tuple[dict, np.ndarray, dict]], l
     data = profile.data
     sr, seed = data.sample_rate, profile.seed
     L = 2 * profile.half_samples
+    if data.user_folder is None:
+        raise ConfigError("build_user needs data.user_folder (a folder of audio files)")
     rep = D.load_folder(data.user_folder, sr, min_seconds=L / sr)
     skipped = list(rep.skipped)
     out = []

@@ -30,6 +30,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,7 @@ def check_voice(voice: Voice) -> None:
 class _Engine:
     """The process-wide espeak-ng instance (the C library is global and not thread safe)."""
 
-    _instance: "_Engine | None" = None
+    _instance: _Engine | None = None
     _create_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -219,7 +220,7 @@ class _Engine:
         return 0  # continue
 
     @classmethod
-    def get(cls) -> "_Engine":
+    def get(cls) -> _Engine:
         with cls._create_lock:
             if cls._instance is None:
                 cls._instance = cls()
@@ -308,7 +309,7 @@ def _run_chunk(items: list[tuple[str, Voice]], timeout: float) -> tuple[list[np.
                               capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise RuntimeError("espeak-ng worker failed (exit %s): %s" % (proc.returncode, " | ".join(tail)))
+            raise RuntimeError(f"espeak-ng worker failed (exit {proc.returncode}): {' | '.join(tail)}")
         with np.load(out) as z:
             rate = int(z["sample_rate"])
             audio = [z[f"a{i}"].astype(np.float32) / 32768.0 for i in range(len(items))]
@@ -337,7 +338,7 @@ def synthesize_many(items: list[tuple[str, Voice]], *, chunk_size: int = 8, work
 def _worker_main(req_path: str, out_path: str) -> None:
     items = json.loads(Path(req_path).read_text())
     eng = _Engine.get()
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for i, it in enumerate(items):
         text = it.pop("text")
         arrays[f"a{i}"] = eng.speak(text, Voice(**it))

@@ -15,7 +15,9 @@ and costs a few milliseconds per second of audio.
 """
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -66,13 +68,15 @@ def exp_decay(n: int, sr: int, tau: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _butter(order: int, cutoff: float, sr: int, btype: str):
+def _butter(order: int, cutoff: float | tuple[float, float], sr: int, btype: str) -> np.ndarray:
     from scipy.signal import butter
 
     nyq = 0.5 * sr
     if btype == "bandpass":
+        assert isinstance(cutoff, tuple), "a band-pass needs (low, high) cut-offs"
         lo, hi = cutoff
         return butter(order, [max(lo, 10.0) / nyq, min(hi, 0.95 * nyq) / nyq], btype=btype, output="sos")
+    assert not isinstance(cutoff, tuple), f"a {btype} filter needs one cut-off"
     return butter(order, min(max(cutoff, 10.0), 0.95 * nyq) / nyq, btype=btype, output="sos")
 
 
@@ -301,16 +305,16 @@ def render_phrase(rng: np.random.Generator, sample_rate: int, n_samples: int) ->
                 t += beats_per_chord * beat
         elif part == "comp_keys":
             kind = "epiano" if rng.uniform() < 0.6 else "organ"
-            hits = (0.0, 1.5, 2.0, 3.5) if rng.uniform() < 0.5 else (0.0, 1.0, 2.0, 3.0)
+            comp_hits = (0.0, 1.5, 2.0, 3.5) if rng.uniform() < 0.5 else (0.0, 1.0, 2.0, 3.0)
             for b0 in range(0, n_beats, 4):
-                for h in hits:
+                for h in comp_hits:
                     tb = b0 + h
                     t = start + tb * beat
                     if t >= dur:
                         break
                     notes = _chord(chord_at(tb), scale, tonic, 4)
                     length = beat * (0.9 if h % 1 else 0.8)
-                    sig = sum(keys(midi_to_hz(m), length, sr, rng, kind=kind) for m in notes)
+                    sig = functools.reduce(operator.add, [keys(midi_to_hz(m), length, sr, rng, kind=kind) for m in notes])
                     mix.add(t + jitter(), sig / 2.0, g * rng.uniform(0.7, 1.0))
         elif part in ("melody_pluck", "melody_keys"):
             deg = int(rng.integers(0, len(scale)))

@@ -363,8 +363,8 @@ class LV2Plugin:
                     m = min(block, left)
                     run(handle, m)
                     left -= m
-            for i in control_ports:
-                connect(handle, i, base_ctrl + 4 * i)
+            for c in control_ports:
+                connect(handle, c, base_ctrl + 4 * c)
             run(handle, 0)
             a_ptr = audio.ctypes.data
             o_ptrs = [o.ctypes.data for o in outs]
@@ -372,8 +372,8 @@ class LV2Plugin:
                 m = min(block, n - start)
                 for i in self.audio_in:
                     connect(handle, i, a_ptr + 4 * start)
-                for i, o in zip(self.audio_out, o_ptrs):
-                    connect(handle, i, o + 4 * start)
+                for i, optr in zip(self.audio_out, o_ptrs):
+                    connect(handle, i, optr + 4 * start)
                 run(handle, m)
             if self._deactivate is not None:
                 self._deactivate(handle)

@@ -104,11 +104,11 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     spec = sfft.rfft(a - a.mean(axis=1, keepdims=True), m, axis=1)
     acf = sfft.irfft(np.abs(spec) ** 2, m, axis=1)[:, :n].astype(np.float64)
     acf = acf / (acf[:, :1] + eps)
-    acfs = []
+    acf_bands = []
     for lo, hi in zip(_LAG_EDGES_S[:-1], _LAG_EDGES_S[1:]):
         l0, l1 = int(lo * sr), min(int(hi * sr), n - 1)
-        acfs.append(acf[:, l0:l1].max(axis=1) if l1 > l0 else np.zeros(b))
-    acfs = np.stack(acfs, axis=1)
+        acf_bands.append(acf[:, l0:l1].max(axis=1) if l1 > l0 else np.zeros(b))
+    acfs = np.stack(acf_bands, axis=1)
     out = np.concatenate([band_db, np.stack([centroid, spread, flat, rolloff, rms_db, peak_db,
                                              peak_db - rms_db, frame_db.std(axis=1), p90 - p10, zcr], 1),
                           mods, acfs], axis=1)
@@ -180,6 +180,8 @@ class ControllerMLP(nn.Module):
             raise ConfigError(f"ControllerMLP needs positive sizes, got in_dim={in_dim}, n_params={n_params}, "
                               f"hidden={hidden}, n_hidden={n_hidden}")
         self.in_dim, self.n_params, self.hidden, self.n_hidden = int(in_dim), int(n_params), int(hidden), int(n_hidden)
+        self.feat_mean: torch.Tensor
+        self.feat_std: torch.Tensor
         self.register_buffer("feat_mean", torch.zeros(in_dim))
         self.register_buffer("feat_std", torch.ones(in_dim))
         self.norm = nn.LayerNorm(in_dim)

@@ -233,10 +233,10 @@ class VAEModule(pl.LightningModule):
         self.save_hyperparameters()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(init_seed))
-            self.vae = SpecVAE(tuple(shape), latent_dim, base_channels, mode, head, condition)
+            self.vae = SpecVAE((int(shape[0]), int(shape[1])), latent_dim, base_channels, mode, head, condition)
 
     def current_beta(self, batch_idx: int = 0) -> float:
-        hp = self.hparams
+        hp: Any = self.hparams
         n = self.trainer.num_training_batches if self._trainer is not None else 0
         frac = batch_idx / n if n and n != float("inf") else 0.0
         return beta_at(self.current_epoch + frac, hp.beta_schedule, hp.beta, hp.warmup_epochs,

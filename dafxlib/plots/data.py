@@ -5,14 +5,7 @@ import numpy as np
 
 from ..corpus import KINDS, ROLES, SPLITS, Clip, Corpus
 
-try:
-    from .style import new_figure
-except ImportError:  # pragma: no cover - style.py is the lead's; fall back to plain matplotlib
-    def new_figure(nrows=1, ncols=1, *, width=7.0, row_height=2.6, **kw):
-        import matplotlib.pyplot as plt
-
-        kw.setdefault("constrained_layout", True)
-        return plt.subplots(nrows, ncols, figsize=(width, row_height * nrows), squeeze=False, **kw)
+from .style import new_figure
 
 KIND_COLORS = {"speech": "#1f77b4", "music": "#ff7f0e"}
 ROLE_COLORS = {"seen_speech": "#1f77b4", "unseen_speech": "#9ecae1", "music": "#ff7f0e", "user": "#2ca02c"}

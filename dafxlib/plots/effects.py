@@ -14,16 +14,7 @@ from ..audio import rms_db
 from ..effects.base import Effect
 from ..errors import EffectError
 
-try:
-    from .style import EFFECT_COLORS, new_figure
-except ImportError:  # pragma: no cover - the style module is optional
-    import matplotlib.pyplot as plt
-
-    EFFECT_COLORS: dict[str, str] = {}
-
-    def new_figure(nrows=1, ncols=1, *, width=7.0, row_height=2.6, **kw):
-        kw.setdefault("constrained_layout", True)
-        return plt.subplots(nrows, ncols, figsize=(width, row_height * nrows), squeeze=False, **kw)
+from .style import EFFECT_COLORS, new_figure
 
 
 def _spec_db(x: np.ndarray, sr: int, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,7 +98,7 @@ def _descriptors(y: np.ndarray, dry: np.ndarray, sr: int) -> dict[str, float]:
     mag, mag_dry = frame_spectrum(y, 1024, 512), frame_spectrum(dry, 1024, 512)
     centroid = float(spectral_centroid(y, sr)[0])
     lsd = float(np.sqrt(np.mean((20 * np.log10(mag + 1e-6) - 20 * np.log10(mag_dry + 1e-6)) ** 2)))
-    return {"level change (dB)": rms_db(y, axis=None) - rms_db(dry, axis=None), "spectral centroid (kHz)": centroid / 1000,
+    return {"level change (dB)": float(rms_db(y, axis=None)) - float(rms_db(dry, axis=None)), "spectral centroid (kHz)": centroid / 1000,
             "log-spectral distance to dry (dB)": lsd}
 
 

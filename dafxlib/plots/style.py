@@ -1,6 +1,8 @@
 """One visual style for every figure."""
 from __future__ import annotations
 
+from typing import Any, cast
+
 import matplotlib.pyplot as plt
 
 #: one colour per effect key, stable across every figure
@@ -25,7 +27,7 @@ _RC = {
 
 
 def apply() -> None:
-    plt.rcParams.update(_RC)
+    plt.rcParams.update(cast(Any, _RC))  # matplotlib's stubs type the keys as literals
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, row_height: float = 2.6,

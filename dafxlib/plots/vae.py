@@ -72,9 +72,9 @@ def reconstructions(rows: Sequence[Mapping[str, Any]]):
 def latent_scatter(ax, xy: np.ndarray, labels: Sequence[str], seen: Sequence[str] = (), title: str = "",
                    legend: bool = True, s: float = 6):
     xy = np.asarray(xy)
-    labels = np.asarray(labels)
-    for k in dict.fromkeys(labels.tolist()):
-        m = labels == k
+    lab = np.asarray(labels)
+    for k in dict.fromkeys(lab.tolist()):
+        m = lab == k
         unseen = bool(seen) and k not in seen
         ax.scatter(xy[m, 0], xy[m, 1], s=s if not unseen else s * 1.6, c=effect_color(k),
                    marker="x" if unseen else "o", alpha=0.7, linewidths=0.8,
