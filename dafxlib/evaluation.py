@@ -39,7 +39,7 @@ from .config import Profile, get_profile
 from .errors import ConfigError, DatasetError, MissingArtifactError
 from .seeding import array_hash, mix_seed, stable_hash
 from .stats import mean_ci
-from .threads import single_thread
+from .threads import single_thread, torch_threads
 
 #: every method, in table order
 METHODS: tuple[str, ...] = ("do_nothing", "random", "mean_params", "controller_audio",
@@ -187,6 +187,16 @@ def _render_method(pool, x, p, t0) -> MethodOutput:
     return MethodOutput(y_hat, np.asarray(p, np.float32), time.perf_counter() - t0, len(x), failed)
 
 
+class _Randn:
+    """``randn(*shape)`` for cma from a private seeded generator (no global numpy state)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(int(seed))
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.rng.standard_normal(shape)
+
+
 def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *, budget: int,
                seed: int, level_weight: float = ITO_LEVEL_WEIGHT, sigma0: float = 0.3):
     """Inference-time optimisation of each clip's settings with CMA-ES (``cma``).
@@ -218,7 +228,9 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
     lam = max(2, min(4 + int(3 * np.log(max(n_params, 1))), budget // 3))
     lam = min(lam, budget)
     gens = max(1, budget // lam)
-    with single_thread():  # small conv batches: no thread-barrier stalls on a busy 2-core machine
+    # one torch thread on every machine: conv results depend on the thread count for some batch
+    # shapes, and the search must not change with the machine (also no thread-barrier stalls)
+    with torch_threads(1):
         e_ref = np.asarray(encoder.embed(x, y_ref), np.float64)
     scale = e_ref.std(axis=0) if b > 1 else np.ones(e_ref.shape[1])
     scale = np.maximum(scale, 1e-3 * max(float(scale.max()), 1e-6))
@@ -227,9 +239,13 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(b):
+            # each clip's search draws from its own generator: cma's "seed" option only seeds
+            # numpy's global RNG, which every search (and any other thread) shares, so results
+            # depended on what else drew from it and when (reruns differed on a loaded machine)
             ess.append(cma.CMAEvolutionStrategy(np.full(n_params, 0.5), sigma0,
                                                 {"bounds": [0.0, 1.0], "popsize": lam, "verbose": -9,
-                                                 "seed": mix_seed(seed, "cma", i) + 1}))
+                                                 "seed": float("nan"),
+                                                 "randn": _Randn(mix_seed(seed, "cma", i) + 1)}))
     best_f = np.full(b, np.inf)
     best_p = np.full((b, n_params), 0.5)
     best_y = np.zeros_like(x, dtype=np.float32)
@@ -242,7 +258,7 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
         X = np.repeat(x, lam, axis=0)
         Y, failed = _render(pool, X, P)
         renders += lam
-        with single_thread():
+        with torch_threads(1):
             e = np.asarray(encoder.embed(X, Y), np.float64)
         d_emb = np.mean(((e - np.repeat(e_ref, lam, axis=0)) / scale) ** 2, axis=1)
         d_lvl = ((M.rms_db(Y) - np.repeat(ref_db, lam)) / ITO_LEVEL_SCALE_DB) ** 2
@@ -578,6 +594,45 @@ def _load_predictors(profile: Profile, effect_key: str, methods: Sequence[str], 
     return preds, best
 
 
+#: methods that need no trained artifact (what ``eval.baselines_only`` scores)
+NO_TRAINING: tuple[str, ...] = ("do_nothing", "random", "mean_params", "oracle")
+
+
+def _load_trained(prof: Profile, fx: Mapping[str, Any], methods: Sequence[str], log) -> tuple[Any, dict]:
+    """The encoder and each effect's controllers; MissingArtifactError listing every trained
+    artifact a requested method needs and does not find (a partial evaluation is refused)."""
+    encoder, loaded, gaps = None, {}, []
+    if "ito" in methods or any(m.startswith("controller") for m in methods):
+        try:
+            from .models.encoder import load_selected_encoder
+
+            encoder = load_selected_encoder(prof)
+        except MissingArtifactError:
+            gaps.append("the selected encoder (notebook 03_beta_tuning)")
+    missing_ctl = []
+    for e, effect in fx.items():
+        preds, best = _load_predictors(prof, effect.key, methods, encoder)
+        loaded[e] = (preds, best)
+        if not any(m.startswith("controller") for m in methods):
+            continue
+        from .e2e import signals_for
+
+        trained = signals_for(prof, effect.key)
+        want = [s for s in trained if f"controller_{s}" in methods or "controller" in methods]
+        lost = [s for s in want if s not in preds]
+        if lost or ("controller" in methods and best is None):
+            missing_ctl.append(f"{e} ({', '.join(lost) or 'best signal'})")
+    if missing_ctl:
+        gaps.append(f"the controllers of {len(missing_ctl)} effect(s) (notebook 04_end_to_end): "
+                    + "; ".join(missing_ctl[:4]) + (" ..." if len(missing_ctl) > 4 else ""))
+    if gaps:
+        raise MissingArtifactError(
+            "the evaluation would be partial (methods scored on nothing): missing " + ", and ".join(gaps)
+            + ". Run those notebooks first (./run_all.sh --from 03), or score only the baselines "
+            "(do-nothing, random, mean settings, oracle) with --set eval.baselines_only=true")
+    return encoder, loaded
+
+
 def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: Sequence[str] | None = None,
                    methods: Sequence[str] | None = None, force: bool = False, progress: bool = True,
                    log: Callable[[str], None] | None = print) -> EvalResults:
@@ -586,6 +641,11 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
     The cache (``build/<profile>/eval``) is keyed on the whole profile, the methods,
     effects and corpora, and the artifacts earlier notebooks wrote (retraining a
     controller invalidates it). ``force`` recomputes.
+
+    Before any work: a requested method whose trained artifact is missing (the encoder of
+    notebook 03, a controller of notebook 04 that the profile trains) raises
+    MissingArtifactError naming the notebook to run, unless ``profile.eval.baselines_only``
+    is set, which scores only the methods that need no training (:data:`NO_TRAINING`).
     """
     import pandas as pd
 
@@ -598,8 +658,11 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
     bad = sorted(set(methods) - set(METHODS))
     if bad:
         raise ConfigError(f"unknown method(s) {bad}; valid: {', '.join(METHODS)}")
-    groups = test_clip_groups(prof, corpus)
+    if prof.eval.baselines_only:
+        methods = [m for m in methods if m in NO_TRAINING]
     fx = {e: get_effect(e, prof.effects.effect_set) for e in effects}
+    encoder, loaded = _load_trained(prof, fx, methods, log)
+    groups = test_clip_groups(prof, corpus)
     prints = {e: effect_fingerprint(f, prof.data.sample_rate) for e, f in fx.items()}
     key = cache_key(prof, methods, effects, list(groups), [prints[e] for e in effects])
     if not force:
@@ -611,15 +674,6 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
                 return res
         except MissingArtifactError:
             pass
-    encoder = None
-    if "ito" in methods or any(m.startswith("controller") for m in methods):
-        try:
-            from .models.encoder import load_selected_encoder
-
-            encoder = load_selected_encoder(prof)
-        except (MissingArtifactError, ImportError) as exc:
-            if log:
-                log(f"evaluation: no encoder ({exc}); ITO is skipped")
     rows, costs, skipped = [], [], []
     reports: dict[str, M.MetricReport] = {}
     cells = [(c, e) for e in effects for c in groups]
@@ -634,7 +688,7 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
     t_all = time.perf_counter()
     for e in effects:
         effect = fx[e]
-        preds, best = _load_predictors(prof, effect.key, methods, encoder)
+        preds, best = loaded[e]
         with RenderPool(effect, prof.data.sample_rate, workers=prof.effects.workers) as pool:
             warm = np.zeros((max(1, prof.effects.workers), prof.half_samples), np.float32)
             warm[:, ::50] = 0.1

@@ -52,6 +52,7 @@ import numpy as np
 
 from . import io, paths
 from .errors import ConfigError, EffectError, MissingArtifactError
+from .threads import torch_threads
 
 #: descriptor name -> short label used in number keys
 DESCRIPTORS: tuple[str, ...] = ("centroid_hz", "lf_ratio", "rms_db")
@@ -123,8 +124,9 @@ def embed_settings(effect, clips: Sequence[np.ndarray], encoder, n_settings: int
             y, ok = render(effect, x, p, sample_rate, workers)
             ok_all[s:s + p.shape[0]] &= ok
             xc = np.ascontiguousarray(x)
-            emb = np.concatenate([np.asarray(encoder.embed(xc[i:i + _CHUNK], y[i:i + _CHUNK]), dtype=np.float64)
-                                  for i in range(0, p.shape[0], _CHUNK)])
+            with torch_threads(1):  # conv results depend on the thread count for some batch shapes
+                emb = np.concatenate([np.asarray(encoder.embed(xc[i:i + _CHUNK], y[i:i + _CHUNK]),
+                                                 dtype=np.float64) for i in range(0, p.shape[0], _CHUNK)])
             if z_sum is None:
                 z_sum = np.zeros((n, emb.shape[1]))
             z_sum[s:s + p.shape[0]] += emb

@@ -280,6 +280,14 @@ def _make_clips(profile: Profile, workers: int) -> tuple[list[Clip], list[tuple[
     sr, L, seed = data.sample_rate, 2 * profile.half_samples, profile.seed
     raw: list[tuple[dict, np.ndarray, dict]] = []  # (plan, audio, meta)
     skipped: list[tuple[str, str]] = []
+    user_items: list[tuple[dict, np.ndarray, dict]] = []
+    user_skipped: list[tuple[str, str]] = []
+    if data.user_folder:  # read first: a folder with no usable file fails before the long build
+        from . import real
+
+        user_items, user_skipped = real.build_user(profile)
+        if not user_items:
+            _no_usable_user_file(data.user_folder, user_skipped, L / sr)
     if data.corpus == "embedded":
         from . import embedded as E
 
@@ -301,14 +309,8 @@ def _make_clips(profile: Profile, workers: int) -> tuple[list[Clip], list[tuple[
         items, skipped = real.build_paper(profile, workers=workers)
         raw += items
         synthetic = False
-    if data.user_folder:
-        from . import real
-
-        items, sk = real.build_user(profile)
-        if not items:
-            _no_usable_user_file(data.user_folder, sk, L / sr)
-        raw += items
-        skipped += sk
+    raw += user_items  # after the built-in clips (level targets are drawn in this order)
+    skipped += user_skipped
     from .embedded import level_targets
 
     targets = level_targets(len(raw), seed, data.target_lufs, data.lufs_spread)
