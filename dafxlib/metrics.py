@@ -48,7 +48,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .audio import as_float_audio, check_sample_rate, rms_db as _level_db
+from .audio import as_float_audio, check_sample_rate, loudness
+from .audio import rms_db as _level_db
 from .errors import AudioError
 from .threads import single_thread
 
@@ -279,13 +280,6 @@ def rms_db(audio) -> np.ndarray:
     return np.asarray(_level_db(np.where(np.isfinite(a), a, 0.0), axis=-1, floor_db=RMS_FLOOR_DB))
 
 
-@functools.lru_cache(maxsize=8)
-def _meter(sample_rate: int):
-    import pyloudnorm
-
-    return pyloudnorm.Meter(sample_rate)
-
-
 def loudness_lufs(audio, sample_rate: int) -> np.ndarray:
     """Integrated loudness (LUFS) per item, floored at -70 LUFS (the absolute gate).
 
@@ -295,12 +289,8 @@ def loudness_lufs(audio, sample_rate: int) -> np.ndarray:
     if a.shape[1] < LUFS_MIN_SECONDS * sample_rate:
         raise AudioError(f"LUFS needs clips of at least {LUFS_MIN_SECONDS} s, got {a.shape[1] / sample_rate:.3f} s")
     a = np.where(np.isfinite(a), a, 0.0)
-    meter = _meter(int(sample_rate))
-    out = np.empty(a.shape[0])
-    for i, row in enumerate(a):
-        v = meter.integrated_loudness(row) if _rms(row) >= SILENCE_RMS else -np.inf
-        out[i] = v if np.isfinite(v) else LUFS_FLOOR
-    return np.maximum(out, LUFS_FLOOR)
+    out = np.array([loudness(row, int(sample_rate)) if _rms(row) >= SILENCE_RMS else -np.inf for row in a])
+    return np.maximum(np.where(np.isfinite(out), out, LUFS_FLOOR), LUFS_FLOOR)
 
 
 def timbral_descriptors(audio, sample_rate: int) -> dict[str, np.ndarray]:

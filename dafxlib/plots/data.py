@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..corpus import KINDS, ROLES, SPLITS, Clip, Corpus
+from ..metrics import spectral_centroid
 
 from .style import new_figure
 
@@ -13,13 +14,6 @@ ROLE_COLORS = {"seen_speech": "#1f77b4", "unseen_speech": "#9ecae1", "music": "#
 
 def _label(corpus: Corpus) -> str:
     return "SYNTHETIC corpus" if corpus.synthetic else "corpus of real recordings"
-
-
-def spectral_centroid(audio: np.ndarray, sample_rate: int) -> float:
-    """Power-weighted mean frequency of the whole clip, in Hz."""
-    spec = np.abs(np.fft.rfft(audio.astype(np.float64))) ** 2
-    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
-    return float((spec * freqs).sum() / max(spec.sum(), 1e-20))
 
 
 def corpus_overview(corpus: Corpus):
@@ -62,7 +56,8 @@ def corpus_overview(corpus: Corpus):
     ax_l.legend(frameon=False)
 
     for k in KINDS:
-        vals = [spectral_centroid(c.audio, c.sample_rate) for c in corpus.clips if c.kind == k]
+        clips = [c for c in corpus.clips if c.kind == k]
+        vals = [float(spectral_centroid(c.audio, c.sample_rate)[0]) for c in clips]
         if vals:
             ax_c.hist(vals, bins=25, alpha=0.6, color=KIND_COLORS[k], label=k)
     ax_c.set_xlabel("spectral centroid (Hz)")
@@ -127,4 +122,4 @@ def example_clips(corpus: Corpus, n: int = 4, seed: int = 0, n_fft: int = 1024, 
     return fig
 
 
-__all__ = ["corpus_overview", "example_clips", "pick_examples", "spectral_centroid"]
+__all__ = ["corpus_overview", "example_clips", "pick_examples"]
