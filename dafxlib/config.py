@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .seeding import stable_hash
 
 #: sample rates every public entry accepts (effects, render, metrics, profiles): 8 kHz is the
 #: lowest rate PESQ and the effects are meaningful at, and a rate typed in kHz (24 for 24000)
@@ -44,7 +45,6 @@ def _c(default: Any, **rules: Any) -> Any:
     allows it, skips the rules.
     """
     return field(default=default, metadata=rules)
-from .seeding import stable_hash
 
 
 @dataclass(frozen=True)
@@ -400,7 +400,7 @@ def _check_rules(key: str, value: Any, rules: Mapping[str, Any]) -> None:
                               "of audio files, or leave the override out to use no user folder")
 
 
-def validate(profile: "Profile") -> "Profile":
+def validate(profile: Profile) -> Profile:
     """Check every field of ``profile`` against its declared constraints (ConfigError naming it)."""
     for f in fields(profile):
         sub = getattr(profile, f.name)

@@ -46,3 +46,39 @@ def test_valid_keys_cover_every_section():
     keys = valid_keys()
     for section in ("data", "effects", "spec", "vae", "sweep", "controller", "latent", "eval"):
         assert any(k.startswith(section + ".") for k in keys)
+
+
+def test_overrides_are_typed_from_the_annotations():
+    # a field whose default is None takes its annotation's type, not any string
+    with pytest.raises(ConfigError, match=r"controller.spsa_n_train='abc': expected int \| None"):
+        get_profile("default", {"controller.spsa_n_train": "abc"})
+    assert get_profile("default", {"controller.spsa_n_train": "null"}).controller.spsa_n_train is None
+    assert get_profile("default", {"controller.spsa_n_train": "64"}).controller.spsa_n_train == 64
+    assert get_profile("default", {"latent.effects": '["delay"]'}).latent.effects == ("delay",)
+    assert get_profile("default", {"vae.umap_epochs": 5}).vae.umap_epochs == 5
+    # a string where a string is allowed stays a string (no JSON: "123" is a name, not a number)
+    assert get_profile("default", {"data.dataset_root": "123"}).data.dataset_root == "123"
+    with pytest.raises(ConfigError, match="expected an integer"):
+        get_profile("default", {"vae.epochs": 2.5})
+    with pytest.raises(ConfigError, match="expected true or false"):
+        get_profile("default", {"eval.baselines_only": 1})
+
+
+def test_constraints_are_declared_beside_the_fields():
+    from dataclasses import fields
+
+    from dafxlib.config import DataConfig, validate
+
+    rules = {f.name: dict(f.metadata) for f in fields(DataConfig)}
+    assert rules["sample_rate"] == {"min": 8000, "max": 768_000}
+    assert rules["split"] == {"min": 0.0, "sum": 1.0}
+    for name in PROFILES:  # the shipped profiles satisfy their own constraints
+        assert validate(PROFILES[name]) is PROFILES[name]
+    with pytest.raises(ConfigError, match="train .* and test .* must be > 0"):
+        get_profile("default", {"data.split": [0.9, 0.1, 0.0]})
+    with pytest.raises(ConfigError, match="latent.n_settings=3: must be >= 4"):
+        get_profile("default", {"latent.n_settings": 3})
+    with pytest.raises(ConfigError, match="sweep.modes='both': must be one of"):
+        get_profile("default", {"sweep.modes": '["joint", "both"]'})
+    with pytest.raises(ConfigError, match="needs at least one value"):
+        get_profile("default", {"controller.signals": "[]"})

@@ -23,8 +23,15 @@ from dafxlib import io, run_notebooks
 from dafxlib.config import get_profile, parse_overrides
 from dafxlib.effects import get_effect
 from dafxlib.effects.base import Effect, ParamSpec
-from dafxlib.errors import (AudioError, ConfigError, CorruptFileError, DatasetError, EffectError,
-                            MissingArtifactError, TrainingDivergedError)
+from dafxlib.errors import (
+    AudioError,
+    ConfigError,
+    CorruptFileError,
+    DatasetError,
+    EffectError,
+    MissingArtifactError,
+    TrainingDivergedError,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 24_000
