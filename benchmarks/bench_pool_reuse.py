@@ -11,6 +11,7 @@ to build/bench/pool_reuse.json.
     python benchmarks/bench_pool_reuse.py                      # mda set (portable when mda is missing)
     python benchmarks/bench_pool_reuse.py --set portable --calls 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,14 @@ def run(effect_key: str, effect_set: str, calls: int, batch: int, seconds: float
     rng = np.random.default_rng(0)
     audios = np.stack([probe_clip(sr, seconds, seed=s) for s in range(batch)])
     params = [rng.random((batch, e.n_params)) for _ in range(calls)]
-    out: dict = {"effect": effect_key, "set": effect_set, "calls": calls, "batch": batch, "seconds": seconds,
-                 "workers": workers}
+    out: dict = {
+        "effect": effect_key,
+        "set": effect_set,
+        "calls": calls,
+        "batch": batch,
+        "seconds": seconds,
+        "workers": workers,
+    }
     for label, reuse in (("fresh", False), ("reused", True)):
         close_shared_pools()
         per_call = []
@@ -70,19 +77,29 @@ def main(argv: list[str] | None = None) -> int:
     from dafxlib.effects.mda import mda_available
 
     effect_set = args.set or ("mda" if mda_available() else "portable")
-    rows = [run(k, effect_set, args.calls, args.batch, args.seconds, args.sr, args.workers)
-            for k in args.effects.split(",") if k]
-    print(f"| set | effect | {args.calls} calls x {args.batch} clips of {args.seconds:g} s | fresh pool per call (s) | "
-          "shared pool (s) | speed-up | first shared call (s) | identical |")
+    rows = [
+        run(k, effect_set, args.calls, args.batch, args.seconds, args.sr, args.workers)
+        for k in args.effects.split(",")
+        if k
+    ]
+    print(
+        f"| set | effect | {args.calls} calls x {args.batch} clips of {args.seconds:g} s | fresh pool per call (s) | "
+        "shared pool (s) | speed-up | first shared call (s) | identical |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['set']} | {r['effect']} | workers={r['workers']} | {r['fresh_total_s']:.2f} | "
-              f"{r['reused_total_s']:.2f} | {r['speedup']:.1f}x | {r['reused_per_call_s'][0]:.2f} | {r['identical']} |")
+        print(
+            f"| {r['set']} | {r['effect']} | workers={r['workers']} | {r['fresh_total_s']:.2f} | "
+            f"{r['reused_total_s']:.2f} | {r['speedup']:.1f}x | {r['reused_per_call_s'][0]:.2f} | {r['identical']} |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.platform(), "cpus": os.cpu_count(),
-            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     return 0 if all(r["identical"] for r in rows) else 1
 

@@ -232,6 +232,22 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the networks run; not part of a run's identity (:meth:`Profile.hash` leaves it out)."""
+
+    #: every network (VAE training, the frozen encoder, the controller, the ITO search's encoder
+    #: passes): "auto" = CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda", "mps"
+    device: str = _c("auto", choices=("auto", "cpu", "cuda", "mps"))
+    #: Lightning's training strategy: "auto" (one device), "ddp" (one process per device,
+    #: launched by Lightning or torchrun), "ddp_spawn", "ddp_notebook" (inside Jupyter)
+    strategy: str = _c("auto", choices=("auto", "ddp", "ddp_spawn", "ddp_notebook"))
+    #: devices per machine for training (None: all the accelerator has; 1 on the CPU)
+    devices: int | None = _c(None, min=1)
+    #: machines taking part in training (several: launch one copy per machine, see the README)
+    num_nodes: int = _c(1, min=1)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     seed: int = _c(0, min=0)
@@ -243,6 +259,7 @@ class Profile:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
     def half_samples(self) -> int:
@@ -252,9 +269,10 @@ class Profile:
         return dataclasses.asdict(self)
 
     def hash(self, *sections: str) -> str:
-        """Stable short hash of the given sections (all when none) plus the seed, for cache keys."""
+        """Stable short hash of the given sections (all but ``runtime`` when none) plus the seed, for
+        cache keys: where a run computes does not change what it computes."""
         d = self.to_dict()
-        payload = {k: d[k] for k in (sections or [k for k in d if k != "name"])}
+        payload = {k: d[k] for k in (sections or [k for k in d if k not in ("name", "runtime")])}
         payload["seed"] = self.seed
         return stable_hash(payload)
 

@@ -355,7 +355,7 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
                       progress: bool, workers: int | None, seed: int | None) -> TrainedController:
     import lightning  # noqa: F401  (fail early with a clear import error)
 
-    from .training import fit, make_loader, read_log
+    from .training import fit, make_loader, read_log, trainer_options
 
     cfg = profile.controller
     key = effect.key
@@ -422,7 +422,7 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
         cb = _best_weights_callback(run_dir, best_name, initial_loss)
         res = fit(module, train_loader, val_loader, run_dir, epochs, seed=seed, progress=progress,
                   config=ident, callbacks=[cb, threads_callback(cfg.torch_threads)],
-                  ckpt_every_n_steps=cfg.ckpt_every_n_steps)
+                  ckpt_every_n_steps=cfg.ckpt_every_n_steps, **trainer_options(profile.runtime))
         return res
 
     if mode == "audio":

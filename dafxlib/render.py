@@ -599,7 +599,7 @@ _SHARED: collections.OrderedDict = collections.OrderedDict()  # key -> (pool, we
 _SHARED_LOCK = threading.Lock()
 
 
-def _effect_identity(effect: Effect) -> tuple[tuple, "weakref.ref | None"]:
+def _effect_identity(effect: Effect) -> tuple[tuple, weakref.ref | None]:
     """A key equal for effects that render alike: their pickled state (what process workers
     get), else the object itself (held by a weak reference so a recycled id never matches)."""
     try:

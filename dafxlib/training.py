@@ -50,7 +50,7 @@ from .seeding import stable_hash
 from .threads import set_torch_threads
 
 __all__ = ["fit", "FitResult", "make_loader", "EpochSampler", "beta_at", "config_hash",
-           "read_log", "load_checkpoint", "BETA_SCHEDULES", "LR_SETTINGS"]
+           "read_log", "load_checkpoint", "BETA_SCHEDULES", "LR_SETTINGS", "resolve_device", "trainer_options"]
 
 BETA_SCHEDULES = ("constant", "warmup", "linear", "cyclic")
 
@@ -122,6 +122,10 @@ class EpochSampler(Sampler[int]):
 
     Lightning calls :meth:`set_epoch` before each epoch; :func:`fit` sets ``skip`` when it
     resumes mid-epoch so the remaining indices are exactly those an uninterrupted run sees.
+    Under distributed training (several processes, e.g. Lightning's DDP) each process takes
+    its own share, rank ``r`` of ``W`` every ``W``-th index from ``r`` of the epoch's order
+    (padded by its first indices to a multiple of ``W``, as torch's DistributedSampler does),
+    and ``skip`` counts that process's own indices, so resume stays exact there too.
     """
 
     def __init__(self, n: int, seed: int, shuffle: bool = True):
@@ -137,13 +141,24 @@ class EpochSampler(Sampler[int]):
             return np.arange(self.n)
         return np.random.default_rng([self.seed, int(epoch)]).permutation(self.n)
 
+    @staticmethod
+    def _rank_world() -> tuple[int, int]:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def __iter__(self) -> Iterator[int]:
         idx = self.order(self.epoch)
+        rank, world = self._rank_world()
+        if world > 1:
+            total = math.ceil(self.n / world) * world
+            idx = np.concatenate([idx, np.resize(idx, total - self.n)])[rank:total:world]
         skip, self.skip = self.skip, 0
         return iter(idx[skip:].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return math.ceil(self.n / self._rank_world()[1])
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, seed: int, shuffle: bool = True,
@@ -213,6 +228,32 @@ def _diverged(run_dir: Path, what: str, where: str, lr_setting: str | None, lr: 
         f"{kept} (a changed setting starts a new run)")
 
 
+def resolve_device(setting: str = "auto") -> torch.device:
+    """The torch device for a profile's ``runtime.device``: ``"auto"`` is CUDA when torch sees a
+    GPU, else the CPU; asking for ``"cuda"`` or ``"mps"`` where there is none is a ConfigError."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.device='cuda' but torch {torch.__version__} sees no GPU (CUDA build: "
+                          f"{torch.version.cuda or 'no'}); install CUDA torch (README) or set runtime.device=auto")
+    if setting == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("runtime.device='mps' but this torch has no usable MPS backend; set runtime.device=auto")
+    if setting not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"runtime.device must be 'auto', 'cpu', 'cuda' or 'mps', got {setting!r}")
+    return torch.device(setting)
+
+
+def trainer_options(runtime: Any = None, accelerator: str | None = None) -> dict[str, Any]:
+    """:func:`fit`'s ``accelerator``, ``devices``, ``strategy`` and ``num_nodes`` for a profile's
+    ``runtime`` section (a :class:`~dafxlib.config.RuntimeConfig`); ``accelerator`` overrides
+    the device setting. None gives fit's defaults (Lightning's "auto")."""
+    if runtime is None:
+        return {} if accelerator is None else {"accelerator": accelerator}
+    acc = accelerator or {"cuda": "gpu", "cpu": "cpu", "mps": "mps"}[resolve_device(runtime.device).type]
+    devices = runtime.devices if runtime.devices is not None else ("auto" if acc == "gpu" else 1)
+    return {"accelerator": acc, "devices": devices, "strategy": runtime.strategy, "num_nodes": int(runtime.num_nodes)}
+
+
 def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | None = None, lr: Any = None):
     import lightning.pytorch as pl
 
@@ -262,9 +303,10 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | Non
                 else:
                     sampler.set_epoch(info["epoch"])
                     bs = getattr(self, "_batch_size", None) or 1
-                    # with several devices Lightning wraps the sampler and deals its indices
-                    # round-robin, so the global prefix consumed is world_size times longer
-                    sampler.skip = info["processed"] * bs * int(info.get("world_size", 1))
+                    # each process skips its own share (EpochSampler deals indices per rank);
+                    # resumed on another number of processes the position is approximate
+                    saved, now = int(info.get("world_size", 1)), int(trainer.world_size)
+                    sampler.skip = info["processed"] * bs * saved // max(now, 1)
 
         # -- writing
         def _save(self, trainer):
@@ -401,6 +443,15 @@ def _quiet(resumable: bool = False):
                 logging.getLogger(n).setLevel(lv)
 
 
+def _trained_in_child_processes(trainer) -> bool:
+    """True when the strategy ran the training loop in processes it started (ddp_spawn, ddp_notebook)."""
+    try:
+        from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+    except ImportError:
+        return False
+    return isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher)
+
+
 def _final_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for r in history:
@@ -412,7 +463,7 @@ def _final_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 
 def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs: int, *,
         seed: int, ckpt_every_n_steps: int | None = 200, progress: bool = True,
-        accelerator: str = "auto", devices: Any = "auto", strategy: Any = "auto",
+        accelerator: str = "auto", devices: Any = "auto", strategy: Any = "auto", num_nodes: int = 1,
         config: Mapping[str, Any] | None = None, callbacks: Sequence[Any] = (),
         gradient_clip_val: float | None = None, precision: Any = None,
         deterministic: bool | str = True, log_every_n_steps: int = 1,
@@ -486,6 +537,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
 
     trainer_kw: dict[str, Any] = dict(
         max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, strategy=strategy,
+        num_nodes=int(num_nodes),
         callbacks=[ckpt_cb, *callbacks], logger=False,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),  # a caller's best-weights keeper
         enable_progress_bar=bool(progress), enable_model_summary=False,
@@ -494,6 +546,8 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     )
     if precision is not None:
         trainer_kw["precision"] = precision
+    if ckpt_cb._sampler is not None and (val_loader is None or _epoch_sampler(val_loader) is not None):
+        trainer_kw["use_distributed_sampler"] = False  # EpochSampler shares the data out itself, resumably
     if val_loader is None:
         trainer_kw["limit_val_batches"] = 0
     t0 = time.perf_counter()
@@ -510,23 +564,33 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
             signal.signal(signal.SIGINT, old_sigint)  # Lightning leaves SIGINT ignored
     wall = time.perf_counter() - t0
     steps = int(trainer.global_step)
+    epochs_done = int(trainer.current_epoch)
     n_batches = trainer.num_training_batches
-    trained_epochs = ((steps - start_step) / n_batches) if n_batches and math.isfinite(n_batches) else 0.0
+    if _trained_in_child_processes(trainer):
+        # ddp_spawn / ddp_notebook: the loop ran in worker processes; Lightning copied the
+        # weights back, rank 0's worker wrote last.ckpt and log.csv at the last epoch end
+        ck = load_checkpoint(last)
+        info = ck.get("dafx_resume") or {}
+        steps, n_batches = int(ck.get("global_step", 0)), int(info.get("num_batches", -1))
+        epochs_done = int(info.get("epoch", 0)) + int(0 < n_batches <= int(info.get("processed", 0)))
+        ckpt_cb.rows = []
+    trained_epochs = ((steps - start_step) / n_batches) if math.isfinite(n_batches) and n_batches > 0 else 0.0
 
     bad = _non_finite_weights(module)
     if bad is not None:
         raise _diverged(run_dir, f"weight {bad} is NaN or inf", f"the end (step {steps})", lr_setting, lr)
     if trainer.is_global_zero:
-        ckpt_cb._write_log()
+        if ckpt_cb.rows:
+            ckpt_cb._write_log()
         io.torch_save({"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-                       "config": ident, "hash": h, "epochs": int(trainer.current_epoch),
+                       "config": ident, "hash": h, "epochs": epochs_done,
                        "steps": steps}, final)
         io.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "done",
-                                           "epochs": int(trainer.current_epoch), "steps": steps,
+                                           "epochs": epochs_done, "steps": steps,
                                            "wall_s": round(wall, 3),
                                            "trained_epochs": round(trained_epochs, 4)})
     history = read_log(run_dir)
     return FitResult(run_dir=run_dir, checkpoint=final, config_hash=h,
-                     epochs=int(trainer.current_epoch), steps=steps, wall_s=wall, reused=False,
+                     epochs=epochs_done, steps=steps, wall_s=wall, reused=False,
                      resumed=resumed, history=history, final_metrics=_final_metrics(history),
                      trained_epochs=trained_epochs)

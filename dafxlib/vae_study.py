@@ -154,11 +154,11 @@ class VAERun:
 
 
 def train_vae(profile, data: VAEData, cfg: Mapping[str, Any] | None = None, *, progress: bool = True,
-              accelerator: str = "auto") -> VAERun:
+              accelerator: str | None = None) -> VAERun:
     """Train (or reuse) one VAE configuration on ``data``; returns the run with its encoder."""
     from .models.encoder import AudioEncoder
     from .models.vae import VAEModule
-    from .training import fit, make_loader
+    from .training import fit, make_loader, resolve_device, trainer_options
 
     cfg = dict(cfg or vae_config(profile))
     name = config_name(cfg)
@@ -179,9 +179,10 @@ def train_vae(profile, data: VAEData, cfg: Mapping[str, Any] | None = None, *, p
     val_loader = make_loader(data.val_ds, 64, seed=profile.seed, shuffle=False)
     res = fit(module, train_loader, val_loader, run_dir, cfg["epochs"], seed=profile.seed,
               ckpt_every_n_steps=profile.vae.ckpt_every_n_steps, progress=progress,
-              accelerator=accelerator, config=ident)
+              config=ident, **trainer_options(profile.runtime, accelerator))
     module.cpu().eval()
-    enc = AudioEncoder.from_module(module, data.spectrogrammer, name=name, info={"config": cfg})
+    enc = AudioEncoder.from_module(module, data.spectrogrammer, name=name, info={"config": cfg},
+                                   device=resolve_device(profile.runtime.device))
     return VAERun(name, cfg, module, enc, res)
 
 

@@ -1,4 +1,5 @@
 """Getting the mda plugins without root: apt-get download + dpkg-deb -x into an environment folder."""
+
 from __future__ import annotations
 
 import shutil

@@ -15,6 +15,7 @@ When none works (another OS, no package manager, no network) the result says why
 ``effects:`` line and exits 0 when the plugins are usable, 3 when they are not
 (``run_all.sh`` calls it during setup).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,10 @@ class MdaStatus:
     def line(self) -> str:
         if self.ok:
             return f"effects: mda plugins at {self.bundle} ({self.how})"
-        return (f"effects: the mda plugins could not be had ({self.detail}); "
-                "runs that ask for the mda set need them, the portable set runs without")
+        return (
+            f"effects: the mda plugins could not be had ({self.detail}); "
+            "runs that ask for the mda set need them, the portable set runs without"
+        )
 
 
 def _run(cmd: list[str], cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
@@ -62,8 +65,11 @@ def _run(cmd: list[str], cwd: str | os.PathLike | None = None) -> subprocess.Com
 
 
 def _tail(proc: subprocess.CompletedProcess) -> str:
-    lines = [ln for ln in (proc.stderr or proc.stdout or "").splitlines()
-             if ln.strip() and not ln.startswith("W: Download is performed unsandboxed")]
+    lines = [
+        ln
+        for ln in (proc.stderr or proc.stdout or "").splitlines()
+        if ln.strip() and not ln.startswith("W: Download is performed unsandboxed")
+    ]
     return lines[-1].strip() if lines else f"exit status {proc.returncode}"
 
 
@@ -142,7 +148,7 @@ def ensure_mda(env_dir: str | os.PathLike | None = None, method: str = "auto") -
     reasons: list[str] = []
     if method in ("auto", "installed"):
         forced = os.environ.get("DAFX_MDA_LV2")
-        for cand in ([Path(forced)] if forced else [lv2_dir / mda.BUNDLE_NAME, mda.bundle_path()]):
+        for cand in [Path(forced)] if forced else [lv2_dir / mda.BUNDLE_NAME, mda.bundle_path()]:
             if _valid(cand):
                 return MdaStatus(cand, "installed")
         reasons.append(f"DAFX_MDA_LV2={forced} holds no bundle" if forced else "not installed")

@@ -185,21 +185,26 @@ class AudioEncoder:
 
     @classmethod
     def from_module(cls, module, spectrogrammer: Spectrogrammer, name: str = "",
-                    info: Mapping[str, Any] | None = None) -> "AudioEncoder":
-        """Wrap a trained :class:`~dafxlib.models.vae.VAEModule` (its VAE is copied)."""
+                    info: Mapping[str, Any] | None = None, device: str | torch.device = "cpu") -> "AudioEncoder":
+        """Wrap a trained :class:`~dafxlib.models.vae.VAEModule` (its VAE is copied) on ``device``."""
         import copy
 
-        return cls(copy.deepcopy(module.vae).cpu(), spectrogrammer, name=name, info=info)
+        return cls(copy.deepcopy(module.vae).cpu(), spectrogrammer, name=name, info=info, device=device)
 
 
-def load_selected_encoder(profile, device: str = "cpu") -> AudioEncoder:
-    """The encoder notebook 03 selected for ``profile`` (raises MissingArtifactError if absent)."""
+def load_selected_encoder(profile, device: str | torch.device | None = None) -> AudioEncoder:
+    """The encoder notebook 03 selected for ``profile`` (raises MissingArtifactError if absent),
+    on ``device`` (default: the profile's ``runtime.device``, i.e. the GPU when there is one)."""
     meta_path = paths.require_artifact(profile.name, SELECTED_JSON, made_by="03_beta_tuning")
     meta = io.read_json(meta_path, {})
     ckpt = paths.artifact_path(profile.name, meta.get("checkpoint", SELECTED_CKPT))
     if not ckpt.exists():
         raise MissingArtifactError(f"{SELECTED_JSON} names {ckpt}, which is missing; re-run notebook "
                                    f"03_beta_tuning for profile {profile.name!r}")
+    if device is None:
+        from ..training import resolve_device
+
+        device = resolve_device(profile.runtime.device)
     enc = AudioEncoder.load(ckpt, device=device)
     if enc.sample_rate != profile.data.sample_rate or enc.n_samples != profile.half_samples:
         raise ConfigError(f"the selected encoder works on {enc.n_samples} samples at {enc.sample_rate} Hz, "
