@@ -25,6 +25,7 @@ else. What goes where:
   is written into ``dafxlib/study/load.py`` (``MANIFEST_SHA256``) so that the loader can refuse an
   altered copy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -153,8 +154,13 @@ def build(src: Path, out: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     manifest = {
-        "source": {"repository": REPO, "commit": COMMIT, "folder": FOLDER, "licence": "MIT (see LICENSE)",
-                   "edits": "label_mapping.pkl converted to label_mapping.json before this build"},
+        "source": {
+            "repository": REPO,
+            "commit": COMMIT,
+            "folder": FOLDER,
+            "licence": "MIT (see LICENSE)",
+            "edits": "label_mapping.pkl converted to label_mapping.json before this build",
+        },
         "builder": "scripts/build_study_data.py",
         "files": {name: {"bytes": len(data), "sha256": sha256(data)} for name, data in sorted(shipped.items())},
         "sources": sources,
@@ -185,7 +191,7 @@ def set_manifest_hash(digest: str) -> None:
     text = LOAD_PY.read_text()
     new, n = re.subn(r'^MANIFEST_SHA256 = "[0-9a-f]*"$', f'MANIFEST_SHA256 = "{digest}"', text, flags=re.M)
     if n != 1:
-        raise SystemExit(f"{LOAD_PY}: no line MANIFEST_SHA256 = \"...\" to update")
+        raise SystemExit(f'{LOAD_PY}: no line MANIFEST_SHA256 = "..." to update')
     if new != text:
         LOAD_PY.write_text(new)
 
@@ -194,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("source", type=Path, help="the study's results folder (src/evaluation/data of its repository)")
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT, help="output folder (default: dafxlib/study/data)")
-    ap.add_argument("--check", action="store_true",
-                    help="rebuild into a temporary folder and compare with --out byte for byte")
+    ap.add_argument(
+        "--check", action="store_true", help="rebuild into a temporary folder and compare with --out byte for byte"
+    )
     args = ap.parse_args(argv)
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:

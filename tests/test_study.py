@@ -1,4 +1,5 @@
 """The study's shipped data: checksums, regenerated tables, re-analysis and the MUSHRA analysis."""
+
 from __future__ import annotations
 
 import shutil
@@ -124,12 +125,27 @@ def _synthetic_results(n_sessions: int = 6, seed: int = 0) -> pd.DataFrame:
         for e in ("overdrive", "delay"):
             for k in range(4):
                 ref = 100 if s > 0 or k == 0 else 60
-                scores = {"reference": ref, "controller": 70 + rng.integers(-5, 6), "anchor": 30 + rng.integers(-5, 6),
-                          "anchor35": 20, "ito": 50, "do_nothing": 10}
+                scores = {
+                    "reference": ref,
+                    "controller": 70 + rng.integers(-5, 6),
+                    "anchor": 30 + rng.integers(-5, 6),
+                    "anchor35": 20,
+                    "ito": 50,
+                    "do_nothing": 10,
+                }
                 for stim, v in scores.items():
-                    rows.append({"session_test_id": "kit", "session_uuid": f"s{s}", "trial_id": f"{e}{k}",
-                                 "rating_stimulus": stim, "rating_score": int(v), "rating_time": 1000,
-                                 "rating_date": "01/01/2026, 10:00:00", "rating_comment": ""})
+                    rows.append(
+                        {
+                            "session_test_id": "kit",
+                            "session_uuid": f"s{s}",
+                            "trial_id": f"{e}{k}",
+                            "rating_stimulus": stim,
+                            "rating_score": int(v),
+                            "rating_time": 1000,
+                            "rating_date": "01/01/2026, 10:00:00",
+                            "rating_comment": "",
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -143,8 +159,11 @@ def test_mushra_analysis_of_a_synthetic_webmushra_file(tmp_path):
     assert (t.n_pairs == 20).all() and t.loc[("overdrive", "anchor"), "median_diff"] > 0
     assert t.significant.all()
     s = a.summary.set_index(["effect", "stimulus"])
-    assert s.loc[("delay", "controller"), "mean_lo"] <= s.loc[("delay", "controller"), "mean"] <= \
-        s.loc[("delay", "controller"), "mean_hi"]
+    assert (
+        s.loc[("delay", "controller"), "mean_lo"]
+        <= s.loc[("delay", "controller"), "mean"]
+        <= s.loc[("delay", "controller"), "mean_hi"]
+    )
     assert "| overdrive |" in mushra.summary_markdown(a)
 
 
@@ -174,8 +193,12 @@ def _trials(sr: int = 16000, n: int = 8000):
         for k in range(2):
             clean = (0.3 * np.sin(2 * np.pi * 220 * (k + 1) * t) + 0.02 * rng.standard_normal(n)).astype(np.float32)
             ref = np.tanh(4 * clean).astype(np.float32)
-            stim = {"anchor": np.tanh(1.5 * clean).astype(np.float32), "anchor35": lowpass_anchor(ref, sr),
-                    "controller": np.tanh(3.5 * clean).astype(np.float32), "do_nothing": 0.2 * clean}
+            stim = {
+                "anchor": np.tanh(1.5 * clean).astype(np.float32),
+                "anchor35": lowpass_anchor(ref, sr),
+                "controller": np.tanh(3.5 * clean).astype(np.float32),
+                "do_nothing": 0.2 * clean,
+            }
             out.append(Trial(e, k, sr, ref, stim))
     return out
 
@@ -247,3 +270,50 @@ def test_listening_kit_exports_from_the_smoke_run(smoke_run, tmp_path, monkeypat
     for p in man["pages"]:
         for c in ["reference", *listening.CONDITIONS]:
             assert (tmp_path / "kit" / "stimuli" / p["id"] / f"{c}.wav").is_file()
+
+
+def _fake_study_folder(root: Path) -> Path:
+    src = root / "study_results"
+    (src / "metrics").mkdir(parents=True)
+    (src / "dafx_latent_extraction").mkdir()
+    (src / "LICENSE").write_text("MIT License\n")
+    (src / "README.md").write_text("fake\n")
+    (src / "metrics" / "overdrive_vctk_5000.csv").write_text(
+        ",PESQ,MRSTFT\n0,2.8819265365600586,1.0271819\n1,,0.4457252\n"
+    )
+    (src / "metrics" / "overdrive_vctk_5000_baseline.csv").write_text(
+        ",PESQ,MRSTFT\n0,2.5,1.3779258\n1,3.25,0.8916665\n"
+    )
+    (src / "metrics" / "vctk_baseline.csv").write_text(
+        ",dafx,pesq,mrstft\n0,overdrive,2.5,1.3779258\n1,overdrive,3.25,0.8916665\n"
+    )
+    np.save(src / "dafx_latent_extraction" / "labels.npy", np.arange(4))
+    return src
+
+
+def test_build_script_is_deterministic_and_lossless(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "build_study_data", Path(__file__).resolve().parents[1] / "scripts" / "build_study_data.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = _fake_study_folder(tmp_path)
+    man_a = mod.build(src, tmp_path / "a")
+    man_b = mod.build(src, tmp_path / "b")
+    assert man_a["_sha256"] == man_b["_sha256"]
+    for name in [*man_a["files"], "MANIFEST.json"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    with np.load(tmp_path / "a" / "metrics.npz") as z:
+        raw = pd.read_csv(src / "metrics" / "overdrive_vctk_5000.csv", index_col=0)
+        assert z["overdrive.vctk.controller.PESQ"].dtype == np.float32  # exactly float32 values: kept as float32
+        assert z["overdrive.vctk.controller.MRSTFT"].dtype == np.float64  # decimal text: float64
+        for col in ("PESQ", "MRSTFT"):
+            got = z[f"overdrive.vctk.controller.{col}"].astype(np.float64)
+            assert np.array_equal(got, raw[col].to_numpy(np.float64), equal_nan=True)
+    assert man_a["sources"]["metrics/vctk_baseline.csv"]["shipped_in"].startswith("metrics.npz")
+    # a combined baseline file that disagrees with the per-effect one is refused
+    (src / "metrics" / "vctk_baseline.csv").write_text(",dafx,pesq,mrstft\n0,overdrive,2.5,1.3\n1,overdrive,3.25,0.9\n")
+    with pytest.raises(SystemExit, match="differs from the per-effect file"):
+        mod.build(src, tmp_path / "c")

@@ -1,20 +1,33 @@
 """Figures of the study's published results, redrawn from its data (notebooks 03, 05 and 06)."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..study import load
+from ..study.mushra import MushraAnalysis
 from .style import effect_color, new_figure
 from .vae import domain_colors
 
 CONDITION_COLORS = {"controller": "#1f77b4", "untrained": "#ff7f0e", "do_nothing": "#7f7f7f"}
-CONDITION_LABELS = {"controller": "controller (trained encoder)", "untrained": "untrained encoder",
-                    "do_nothing": "do-nothing (other clips)"}
-STIMULUS_COLORS = {"reference": "#2ca02c", "end2end": "#1f77b4", "controller": "#1f77b4", "anchor": "#7f7f7f",
-                   "style_transfer": "#9467bd", "anchor35": "#c7c7c7", "ito": "#8c564b", "do_nothing": "#bcbd22"}
+CONDITION_LABELS = {
+    "controller": "controller (trained encoder)",
+    "untrained": "untrained encoder",
+    "do_nothing": "do-nothing (other clips)",
+}
+STIMULUS_COLORS = {
+    "reference": "#2ca02c",
+    "end2end": "#1f77b4",
+    "controller": "#1f77b4",
+    "anchor": "#7f7f7f",
+    "style_transfer": "#9467bd",
+    "anchor35": "#c7c7c7",
+    "ito": "#8c564b",
+    "do_nothing": "#bcbd22",
+}
 STUDY_NOTE = "the study's published data"
 
 
@@ -28,8 +41,14 @@ def metric_boxes(m: pd.DataFrame, metric: str = "mrstft"):
         for j, c in enumerate(conds):
             data = [cells[(e, d, c)][np.isfinite(cells[(e, d, c)])] for e in load.EFFECTS]
             pos = np.arange(len(load.EFFECTS)) - 0.4 + w * (j + 0.5)
-            bp = ax.boxplot(data, positions=pos, widths=w * 0.9, showfliers=False, patch_artist=True,
-                            medianprops={"color": "black", "linewidth": 0.8})
+            bp = ax.boxplot(
+                data,
+                positions=pos,
+                widths=w * 0.9,
+                showfliers=False,
+                patch_artist=True,
+                medianprops={"color": "black", "linewidth": 0.8},
+            )
             for b in bp["boxes"]:
                 b.set(facecolor=CONDITION_COLORS[c], alpha=0.8, linewidth=0.5)
             ax.plot([], [], "s", color=CONDITION_COLORS[c], label=CONDITION_LABELS[c])
@@ -50,21 +69,30 @@ def wins_figure(cmp: pd.DataFrame, other: str = "do-nothing"):
         sub = cmp[cmp.dataset == d].set_index("effect").loc[list(load.EFFECTS)]
         y = np.arange(len(load.EFFECTS)) + offs[d]
         col = np.where(sub.significant, "#1f77b4", np.where(sub.loss_significant, "#d62728", "#7f7f7f"))
-        ax.errorbar(sub["diff"], y, xerr=[sub["diff"] - sub.lo, sub.hi - sub["diff"]], fmt="none",
-                    ecolor="#999999", elinewidth=0.8)
+        ax.errorbar(
+            sub["diff"],
+            y,
+            xerr=[sub["diff"] - sub.lo, sub.hi - sub["diff"]],
+            fmt="none",
+            ecolor="#999999",
+            elinewidth=0.8,
+        )
         ax.scatter(sub["diff"], y, c=col, marker=marks[d], s=18, zorder=3, label=load.DATASET_LABELS[d])
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_yticks(np.arange(len(load.EFFECTS)), load.EFFECTS)
     ax.invert_yaxis()
     ax.set_xlabel(f"mean difference controller - {other} (negative = controller better)")
     n_win, n_sig = int(cmp.win.sum()), int(cmp.significant.sum())
-    ax.set_title(f"{n_win} of {len(cmp)} cells won, {n_sig} significantly (blue); red: significant loss "
-                 f"({STUDY_NOTE}, unpaired bootstrap)", fontsize=8)
+    ax.set_title(
+        f"{n_win} of {len(cmp)} cells won, {n_sig} significantly (blue); red: significant loss "
+        f"({STUDY_NOTE}, unpaired bootstrap)",
+        fontsize=8,
+    )
     ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
-def mushra_boxes(analyses: Mapping[str, object], stimuli: Sequence[str]):
+def mushra_boxes(analyses: Mapping[str, MushraAnalysis], stimuli: Sequence[str]):
     """The study's MUSHRA box plots, one row per analysis variant (e.g. as the study did / after screening)."""
     names = list(analyses)
     effects = sorted(set().union(*[set(a.ratings.effect) for a in analyses.values()]))
@@ -80,8 +108,15 @@ def mushra_boxes(analyses: Mapping[str, object], stimuli: Sequence[str]):
                     data.append(v)
                     pos.append(i - 0.4 + w * (j + 0.5))
             if data:
-                bp = ax.boxplot(data, positions=pos, widths=w * 0.9, patch_artist=True, showfliers=True,
-                                flierprops={"markersize": 2}, medianprops={"color": "black", "linewidth": 0.8})
+                bp = ax.boxplot(
+                    data,
+                    positions=pos,
+                    widths=w * 0.9,
+                    patch_artist=True,
+                    showfliers=True,
+                    flierprops={"markersize": 2},
+                    medianprops={"color": "black", "linewidth": 0.8},
+                )
                 for b in bp["boxes"]:
                     b.set(facecolor=STIMULUS_COLORS.get(s, "#333333"), alpha=0.8, linewidth=0.5)
                 ax.plot([], [], "s", color=STIMULUS_COLORS.get(s, "#333333"), label=s)
@@ -107,8 +142,9 @@ def expert_boxes(ex: load.ExpertWalkthrough):
     ax.boxplot(data, widths=0.5, medianprops={"color": "black"})
     rng = np.random.default_rng(0)
     for i, v in enumerate(data):
-        ax.scatter(i + 1 + rng.uniform(-0.12, 0.12, v.size), v, s=12, color=effect_color(labels[i].split()[0]),
-                   zorder=3)
+        ax.scatter(
+            i + 1 + rng.uniform(-0.12, 0.12, v.size), v, s=12, color=effect_color(labels[i].split()[0]), zorder=3
+        )
     ax.set_xticks(np.arange(1, len(labels) + 1), labels, fontsize=7)
     ax.set_ylim(0.5, 10.5)
     ax.set_ylabel("score (1-10)")
@@ -116,8 +152,8 @@ def expert_boxes(ex: load.ExpertWalkthrough):
     return fig
 
 
-def latent_umap(points: np.ndarray, labels: np.ndarray, names: Sequence[str], kind: str):
-    """UMAP of the study's published per-clip features coloured by effect (as its week-8 figures)."""
+def latent_umap(points: np.ndarray, labels: np.ndarray, names: Sequence[str], kind: str, method: str = "umap"):
+    """UMAP (or PCA) of the study's published per-clip features coloured by effect (as its week-8 figures)."""
     fig, axes = new_figure(1, 1, width=5.5, row_height=4.6)
     ax = axes[0, 0]
     for i, n in enumerate(names):
@@ -127,12 +163,13 @@ def latent_umap(points: np.ndarray, labels: np.ndarray, names: Sequence[str], ki
     ax.set_yticks([])
     ax.legend(markerscale=5, fontsize=7, loc="best")
     what = "its published PCA features (pca_features.npy)" if kind == "pca" else "its VAE embeddings"
-    ax.set_title(f"The study's {len(labels):,} clips of {len(names)} effects: UMAP of {what}", fontsize=8)
+    ax.set_title(f"The study's {len(labels):,} clips of {len(names)} effects: {method.upper()} of {what}", fontsize=8)
     return fig
 
 
-def projections(projs: Sequence[load.Projection], top_params: Mapping[str, Sequence[str]], *, max_points: int = 4000,
-                seed: int = 0):
+def projections(
+    projs: Sequence[load.Projection], top_params: Mapping[str, Sequence[str]], *, max_points: int = 4000, seed: int = 0
+):
     """The study's per-effect 2-D projections, domain-coloured by two settings (hue: the first, lightness:
     the second; the two with the highest published mutual information)."""
     n = len(projs)
@@ -185,8 +222,13 @@ def ratio_side_by_side(study: pd.Series, run: Mapping[str, float]):
     ax = axes[0, 0]
     x = np.arange(len(load.EFFECTS))
     ax.bar(x - 0.2, [study[e] for e in load.EFFECTS], 0.4, color="#1f77b4", label="study (VCTK/DAPS/MUSDB18, mda)")
-    ax.bar(x + 0.2, [run.get(e, np.nan) for e in load.EFFECTS], 0.4, color="#ff7f0e",
-           label="this run (synthetic corpus, re-run)")
+    ax.bar(
+        x + 0.2,
+        [run.get(e, np.nan) for e in load.EFFECTS],
+        0.4,
+        color="#ff7f0e",
+        label="this run (synthetic corpus, re-run)",
+    )
     ax.axhline(1.0, color="black", linewidth=0.6)
     ax.set_xticks(x, load.EFFECTS)
     ax.set_ylabel("controller / do-nothing MR-STFT")

@@ -5,6 +5,7 @@
 ``dafxlib.study.analysis`` re-analyses it and ``dafxlib.study.mushra`` analyses webMUSHRA results
 files (the study's and new ones alike).
 """
+
 from .load import StudyDataError
 
 __all__ = ["StudyDataError"]

@@ -5,11 +5,12 @@ script drew its own 5,000 full 131,072-sample clips without the A/B split), so t
 pair with; a paired test would pair unrelated recordings. Wins are therefore judged by the
 difference of the two means with an unpaired (two-sample) bootstrap interval and Welch's t-test.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ def printed_precision_mismatches(regenerated: pd.DataFrame, printed: pd.DataFram
             s = str(printed.loc[e, col])
             decimals = len(s.split(".", 1)[1]) if "." in s else 0
             ours = float(regenerated.loc[e, col])
-            tol = max(0.5 * 10.0 ** -decimals, 4 * np.spacing(abs(float(s))))  # full-length reprs: 4 ulp
+            tol = max(0.5 * 10.0**-decimals, 4 * np.spacing(abs(float(s))))  # full-length reprs: 4 ulp
             if not abs(ours - float(s)) <= tol:
                 bad.append(f"{e} {col}: regenerated {ours!r}, printed {s}")
     return bad
@@ -71,8 +72,9 @@ class _Boot:
             rng = np.random.default_rng([self.seed, n, group])
             idx = rng.integers(0, n, size=(self.n_resamples, n))
             idx += np.arange(self.n_resamples)[:, None] * n
-            self._w[key] = np.bincount(idx.ravel(), minlength=self.n_resamples * n).reshape(
-                self.n_resamples, n).astype(np.float32)
+            self._w[key] = (
+                np.bincount(idx.ravel(), minlength=self.n_resamples * n).reshape(self.n_resamples, n).astype(np.float32)
+            )
         return self._w[key]
 
     def means(self, cols: Sequence[np.ndarray], group: int) -> np.ndarray:
@@ -92,8 +94,16 @@ def cell_arrays(m: pd.DataFrame, metric: str) -> dict[tuple[str, str, str], np.n
     return {k: g.to_numpy(float) for k, g in m.groupby(["effect", "dataset", "condition"], sort=False)[metric]}
 
 
-def unpaired_comparison(m: pd.DataFrame, a: str = "controller", b: str = "do_nothing", metric: str = "mrstft", *,
-                        n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+def unpaired_comparison(
+    m: pd.DataFrame,
+    a: str = "controller",
+    b: str = "do_nothing",
+    metric: str = "mrstft",
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Per (effect, dataset): mean of condition ``a`` and ``b``, their difference (a - b, signed so that
     negative = ``a`` better), a percentile bootstrap interval of the difference resampling each group
     independently, Welch's t-test p-value and its Holm-corrected value over the cells, and the verdicts
@@ -110,8 +120,10 @@ def unpaired_comparison(m: pd.DataFrame, a: str = "controller", b: str = "do_not
         mb = boot.means([cells[(e, d, b)] for e, d in keys], 1)
         resampled = {k: sign * (ma[:, i] - mb[:, i]) for i, k in enumerate(keys)}
     else:
-        resampled = {(e, d): sign * (boot.means([cells[(e, d, a)]], 0)[:, 0] - boot.means([cells[(e, d, b)]], 1)[:, 0])
-                     for e, d in keys}
+        resampled = {
+            (e, d): sign * (boot.means([cells[(e, d, a)]], 0)[:, 0] - boot.means([cells[(e, d, b)]], 1)[:, 0])
+            for e, d in keys
+        }
     rows = []
     for e, d in keys:
         ra, rb = cells[(e, d, a)], cells[(e, d, b)]
@@ -120,10 +132,23 @@ def unpaired_comparison(m: pd.DataFrame, a: str = "controller", b: str = "do_not
         bd = resampled[(e, d)]
         lo, hi = np.quantile(bd, [(1 - level) / 2, 1 - (1 - level) / 2])
         p = float(stats.ttest_ind(va, vb, equal_var=False).pvalue)
-        rows.append({"effect": e, "dataset": d, "seen": e in load.SEEN_EFFECTS, f"{a}_mean": float(va.mean()),
-                     f"{b}_mean": float(vb.mean()), "n_a": int(va.size), "n_b": int(vb.size),
-                     "diff": float(diff), "lo": float(lo), "hi": float(hi), "p_welch": p,
-                     "win": bool(diff < 0), "significant": bool(hi < 0)})
+        rows.append(
+            {
+                "effect": e,
+                "dataset": d,
+                "seen": e in load.SEEN_EFFECTS,
+                f"{a}_mean": float(va.mean()),
+                f"{b}_mean": float(vb.mean()),
+                "n_a": int(va.size),
+                "n_b": int(vb.size),
+                "diff": float(diff),
+                "lo": float(lo),
+                "hi": float(hi),
+                "p_welch": p,
+                "win": bool(diff < 0),
+                "significant": bool(hi < 0),
+            }
+        )
     out = pd.DataFrame(rows)
     out["p_holm"] = holm(out["p_welch"].to_numpy())
     out["significant_welch_holm"] = (out["p_holm"] < 1 - level) & out["win"]
@@ -181,16 +206,19 @@ def unreported_wins(table: pd.DataFrame) -> dict[str, int]:
 def ratio_to_do_nothing(m: pd.DataFrame, metric: str = "mrstft") -> pd.Series:
     """Per effect: mean over datasets of (controller mean / do-nothing mean)."""
     g = cell_means(m, [metric])[metric]
-    r = {e: float(np.mean([g.loc[(e, d, "controller")] / g.loc[(e, d, "do_nothing")] for d in load.DATASETS]))
-         for e in load.EFFECTS}
+    r = {
+        e: float(np.mean([g.loc[(e, d, "controller")] / g.loc[(e, d, "do_nothing")] for d in load.DATASETS]))
+        for e in load.EFFECTS
+    }
     return pd.Series(r, name=f"{metric}_ratio")
 
 
 # ---- tables as Markdown ------------------------------------------------------------------------
 def _md(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> str:
     align = align or "|".join(["---"] + ["---:"] * (len(header) - 1))
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + align + "|"]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + align + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
+    )
 
 
 def eval_table_markdown(m: pd.DataFrame, metric: str = "mrstft", fmt: str = ".2f") -> str:
@@ -200,8 +228,13 @@ def eval_table_markdown(m: pd.DataFrame, metric: str = "mrstft", fmt: str = ".2f
     rows = []
     for e in load.EFFECTS:
         rows.append([e] + [" / ".join(format(g.loc[(e, d, c)], fmt) for c in load.CONDITIONS) for d in load.DATASETS])
-    rows.append(["mean of 9"] + [" / ".join(format(np.mean([g.loc[(e, d, c)] for e in load.EFFECTS]), fmt)
-                                            for c in load.CONDITIONS) for d in load.DATASETS])
+    rows.append(
+        ["mean of 9"]
+        + [
+            " / ".join(format(np.mean([g.loc[(e, d, c)] for e in load.EFFECTS]), fmt) for c in load.CONDITIONS)
+            for d in load.DATASETS
+        ]
+    )
     return _md(header, rows)
 
 
@@ -225,8 +258,9 @@ def unreported_markdown(table: pd.DataFrame, fmt: str = ".2f") -> str:
     rows = []
     for e in load.EFFECTS:
         sub = table.loc[e]
-        rows.append([e] + [f"{sub[(k, 'controller')].mean():{fmt}} / {sub[(k, 'untrained')].mean():{fmt}}"
-                           for k in UNREPORTED])
+        rows.append(
+            [e] + [f"{sub[(k, 'controller')].mean():{fmt}} / {sub[(k, 'untrained')].mean():{fmt}}" for k in UNREPORTED]
+        )
     return _md(header, rows)
 
 
@@ -239,8 +273,15 @@ class ClassifierResult:
     n_estimators: int
 
 
-def classify_effects(features: np.ndarray, labels: np.ndarray, names: Sequence[str], *, n_splits: int = 5,
-                     n_estimators: int = 50, seed: int = 0) -> ClassifierResult:
+def classify_effects(
+    features: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    *,
+    n_splits: int = 5,
+    n_estimators: int = 50,
+    seed: int = 0,
+) -> ClassifierResult:
     """Tree-ensemble effect classifier with stratified k-fold cross-validation (out-of-fold predictions
     over every clip); per effect: accuracy as the study reported it (the share of that effect's clips
     classified correctly) and F1. The ensemble is extremely randomised trees, the random-forest variant
@@ -254,36 +295,69 @@ def classify_effects(features: np.ndarray, labels: np.ndarray, names: Sequence[s
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     pred = cross_val_predict(clf, features, labels, cv=cv)
     classes = np.arange(len(names))
-    table = pd.DataFrame({"accuracy": recall_score(labels, pred, labels=classes, average=None),
-                          "f1": f1_score(labels, pred, labels=classes, average=None)},
-                         index=pd.Index(list(names), name="effect"))
+    table = pd.DataFrame(
+        {
+            "accuracy": recall_score(labels, pred, labels=classes, average=None),
+            "f1": f1_score(labels, pred, labels=classes, average=None),
+        },
+        index=pd.Index(list(names), name="effect"),
+    )
     return ClassifierResult(table, float((pred == labels).mean()), n_splits, n_estimators)
 
 
-def classifier_markdown(ours: ClassifierResult, published: pd.DataFrame, probe: Mapping[str, float] | None = None,
-                        kind: str = "pca") -> str:
+def classifier_markdown(
+    ours: ClassifierResult, published: pd.DataFrame, probe: Mapping[str, float] | None = None, kind: str = "pca"
+) -> str:
     """The study's published accuracies beside this re-analysis (and this run's probe where given)."""
-    header = ["Effect", "study: its VAE latent (published)", "study: PCA (published)",
-              f"re-analysis: extra trees, {ours.n_splits}-fold CV on the published {kind} features"]
+    header = [
+        "Effect",
+        "study: its VAE latent (published)",
+        "study: PCA (published)",
+        f"re-analysis: extra trees, {ours.n_splits}-fold CV on the published {kind} features",
+    ]
     if probe is not None:
         header.append("this run: logistic probe on its own latent (synthetic corpus)")
     rows = []
+    gap = classifier_gaps(ours, published)
     for e in ours.per_class.index:
-        r = [e, f"{published.loc[e, 'vae_acc']:.2f}", f"{published.loc[e, 'pca_acc']:.2f}",
-             f"{ours.per_class.loc[e, 'accuracy']:.2f}"]
+        r = [
+            e,
+            f"{published.loc[e, 'vae_acc']:.2f}",
+            f"{published.loc[e, 'pca_acc']:.2f}",
+            f"{ours.per_class.loc[e, 'accuracy']:.2f}",
+        ]
         if probe is not None:
             v = probe.get(e)
             r.append("n/a (not in this run's probe)" if v is None or not np.isfinite(v) else f"{v:.2f}")
         rows.append(r)
-    return _md(header, rows)
+    lead = (
+        f"Mean absolute difference of the re-analysis from the published accuracies: "
+        f"{gap['vae']:.2f} (its VAE latent), {gap['pca']:.2f} (its PCA baseline).\n\n"
+    )
+    return lead + _md(header, rows)
 
 
-def umap_embedding(features: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, n_epochs: int = 200,
-                   max_points: int | None = None, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def classifier_gaps(ours: ClassifierResult, published: pd.DataFrame) -> dict[str, float]:
+    """Mean absolute difference of the re-analysed per-effect accuracies from the published ones."""
+    acc = ours.per_class.accuracy
+    return {k: float(np.mean(np.abs(acc - published.loc[acc.index, f"{k}_acc"]))) for k in ("vae", "pca")}
+
+
+def umap_embedding(
+    features: np.ndarray,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    n_epochs: int = 200,
+    max_points: int | None = None,
+    labels: np.ndarray | None = None,
+    method: str = "umap",
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded, single-threaded (deterministic) UMAP of ``features``; with ``max_points`` a stratified
-    subsample (by ``labels``). Returns (points, index of the rows used)."""
-    import umap
-
+    subsample (by ``labels``); ``method="pca"`` gives the first two principal components instead (what the
+    smoke profile uses to skip UMAP's numba compilation). Returns (points, index of the rows used)."""
+    if method not in ("umap", "pca"):
+        raise ValueError(f"projection method must be 'umap' or 'pca', got {method!r}")
     idx = np.arange(len(features))
     if max_points is not None and max_points < len(features):
         rng = np.random.default_rng(seed)
@@ -291,17 +365,24 @@ def umap_embedding(features: np.ndarray, *, seed: int = 0, n_neighbors: int = 15
             idx = np.sort(rng.choice(len(features), max_points, replace=False))
         else:
             per = max_points // len(np.unique(labels))
-            idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), per, replace=False)
-                                          for c in np.unique(labels)]))
+            idx = np.sort(
+                np.concatenate([rng.choice(np.flatnonzero(labels == c), per, replace=False) for c in np.unique(labels)])
+            )
     x = np.asarray(features, np.float32)[idx]
     x = (x - x.mean(0)) / (x.std(0) + 1e-8)
+    if method == "pca":
+        _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+        return x @ vt[:2].T, idx
+    import umap
+
     # exact neighbours from scikit-learn (brute force, well under a second here) handed to UMAP: it skips
     # NN-descent, whose numba compilation alone costs ~30 s per process for more than 4,096 points
     from sklearn.neighbors import NearestNeighbors
 
     dist, nn = NearestNeighbors(n_neighbors=n_neighbors, algorithm="brute").fit(x).kneighbors(x)
-    red = umap.UMAP(n_neighbors=n_neighbors, n_epochs=n_epochs, random_state=seed, n_jobs=1,
-                    precomputed_knn=(nn, dist, None))
+    red = umap.UMAP(
+        n_neighbors=n_neighbors, n_epochs=n_epochs, random_state=seed, n_jobs=1, precomputed_knn=(nn, dist, None)
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")  # no transform() needed here
         return red.fit_transform(x), idx
@@ -315,23 +396,33 @@ def controller_recovery(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c.startswith("p_") and not c.startswith("p_hat_") and f"p_hat_{c[2:]}" in df:
             t, p = df[c].to_numpy(float), df[f"p_hat_{c[2:]}"].to_numpy(float)
-            rows.append({"param": c[2:], "mae": float(np.mean(np.abs(t - p))),
-                         "mae_const_half": float(np.mean(np.abs(t - 0.5))),
-                         "corr": float(np.corrcoef(t, p)[0, 1]) if np.std(p) > 0 else float("nan")})
+            rows.append(
+                {
+                    "param": c[2:],
+                    "mae": float(np.mean(np.abs(t - p))),
+                    "mae_const_half": float(np.mean(np.abs(t - 0.5))),
+                    "corr": float(np.corrcoef(t, p)[0, 1]) if np.std(p) > 0 else float("nan"),
+                }
+            )
     return pd.DataFrame(rows).set_index("param")
 
 
 def side_by_side_markdown(rows: Sequence[tuple[str, str, str, str]]) -> str:
     """Rows of (quantity, the study's value, this run's value, what differs)."""
-    return _md(["Quantity", "Study (its data, as published)", "This run (re-run)", "What differs"],
-               [list(r) for r in rows], align="---|---|---|---")
+    return _md(
+        ["Quantity", "Study (its data, as published)", "This run (re-run)", "What differs"],
+        [list(r) for r in rows],
+        align="---|---|---|---",
+    )
 
 
 #: what differs between the study's evaluation and this run's, in one place
-DIFFERENCES = ("study: VCTK/DAPS/MUSDB18 at 24 kHz, mda plugins, 131,072-sample clips (2.73 s halves), "
-               "5,000 clips per cell, GPU-scale training, unpaired do-nothing on other clips; "
-               "this run: synthetic speech/music corpus, the profile's effect set, short clips, "
-               "tens of clips per cell, CPU-scale training, paired baselines on the same clips")
+DIFFERENCES = (
+    "study: VCTK/DAPS/MUSDB18 at 24 kHz, mda plugins, 131,072-sample clips (2.73 s halves), "
+    "5,000 clips per cell, GPU-scale training, unpaired do-nothing on other clips; "
+    "this run: synthetic speech/music corpus, the profile's effect set, short clips, "
+    "tens of clips per cell, CPU-scale training, paired baselines on the same clips"
+)
 
 
 def run_ratio_per_effect(numbers: Mapping[str, float], metric: str = "mrstft") -> dict[str, float]:
@@ -341,8 +432,14 @@ def run_ratio_per_effect(numbers: Mapping[str, float], metric: str = "mrstft") -
         rs = []
         for k, v in numbers.items():
             parts = k.split(".")
-            if (len(parts) == 5 and parts[0] == "eval" and parts[2] == e and parts[3] == "controller"
-                    and parts[4] == metric and v is not None):
+            if (
+                len(parts) == 5
+                and parts[0] == "eval"
+                and parts[2] == e
+                and parts[3] == "controller"
+                and parts[4] == metric
+                and v is not None
+            ):
                 base = numbers.get(f"eval.{parts[1]}.{e}.do_nothing.{metric}")
                 if base:
                     rs.append(v / base)
@@ -351,9 +448,12 @@ def run_ratio_per_effect(numbers: Mapping[str, float], metric: str = "mrstft") -
     return out
 
 
-def side_by_side_eval(cmp: pd.DataFrame, ratio: pd.Series, numbers: Mapping[str, float]) -> tuple[str, dict]:
+def side_by_side_eval(
+    cmp: pd.DataFrame, ratio: pd.Series, numbers: Mapping[str, float], mushra_tests: pd.DataFrame | None = None
+) -> tuple[str, dict]:
     """The evaluation quantities that exist in both, the study's (from its data) beside this run's
-    (from numbers.json). Returns (Markdown table, numbers to record)."""
+    (from numbers.json); with ``mushra_tests`` also the study's listening result per effect beside its own
+    metric. Returns (Markdown table, numbers to record)."""
     run_ratio = run_ratio_per_effect(numbers)
 
     def mean_of(keys, table):
@@ -364,22 +464,56 @@ def side_by_side_eval(cmp: pd.DataFrame, ratio: pd.Series, numbers: Mapping[str,
     s_seen, s_unseen = mean_of(load.SEEN_EFFECTS, ratio), mean_of(unseen, ratio)
     r_seen, r_unseen = mean_of(load.SEEN_EFFECTS, run_ratio), mean_of(unseen, run_ratio)
     n = numbers.get
-    run_wins = (f"{n('eval.wins.controller_vs_do_nothing', 'n/a')} of {n('eval.wins.cells_controller', 'n/a')} "
-                f"({n('eval.wins.significant.controller_vs_do_nothing', 'n/a')} significant, paired bootstrap)")
-    study_wins = (f"{int(cmp.win.sum())} of {len(cmp)} ({int(cmp.significant.sum())} significant, "
-                  "unpaired bootstrap)")
+    run_wins = (
+        f"{n('eval.wins.controller_vs_do_nothing', 'n/a')} of {n('eval.wins.cells_controller', 'n/a')} "
+        f"({n('eval.wins.significant.controller_vs_do_nothing', 'n/a')} significant, paired bootstrap)"
+    )
+    study_wins = f"{int(cmp.win.sum())} of {len(cmp)} ({int(cmp.significant.sum())} significant, unpaired bootstrap)"
     rows = [
-        ("wins over do-nothing (MR-STFT cells)", study_wins, run_wins,
-         "study: 9 effects x 3 datasets, do-nothing on other clips; run: its effects x its corpora, same clips"),
-        ("MR-STFT controller / do-nothing, seen effects", f"{s_seen:.2f}", f"{r_seen:.2f}",
-         "seen = the 4 effects the encoder was trained on, in both"),
-        ("MR-STFT controller / do-nothing, unseen effects", f"{s_unseen:.2f}", f"{r_unseen:.2f}",
-         "unseen effects: study mda plugins; run: the profile's effect set"),
-        ("seen - unseen gap of that ratio", f"{s_seen - s_unseen:+.2f}", f"{r_seen - r_unseen:+.2f}",
-         "positive = unseen effects fare relatively better"),
+        (
+            "wins over do-nothing (MR-STFT cells)",
+            study_wins,
+            run_wins,
+            "study: 9 effects x 3 datasets, do-nothing on other clips; run: its effects x its corpora, same clips",
+        ),
+        (
+            "MR-STFT controller / do-nothing, seen effects",
+            f"{s_seen:.2f}",
+            f"{r_seen:.2f}",
+            "seen = the 4 effects the encoder was trained on, in both",
+        ),
+        (
+            "MR-STFT controller / do-nothing, unseen effects",
+            f"{s_unseen:.2f}",
+            f"{r_unseen:.2f}",
+            "unseen effects: study mda plugins; run: the profile's effect set",
+        ),
+        (
+            "seen - unseen gap of that ratio",
+            f"{s_seen - s_unseen:+.2f}",
+            f"{r_seen - r_unseen:+.2f}",
+            "positive = unseen effects fare relatively better",
+        ),
     ]
     for e in load.EFFECTS:
-        rows.append((f"ratio, {e}", f"{ratio[e]:.2f}", f"{run_ratio[e]:.2f}" if e in run_ratio else "n/a",
-                     "study: mean of VCTK/DAPS/MUSDB18; run: mean of its corpora"))
+        rows.append(
+            (
+                f"ratio, {e}",
+                f"{ratio[e]:.2f}",
+                f"{run_ratio[e]:.2f}" if e in run_ratio else "n/a",
+                "study: mean of VCTK/DAPS/MUSDB18; run: mean of its corpora",
+            )
+        )
+    if mushra_tests is not None:
+        for r in mushra_tests[mushra_tests.other == "anchor"].itertuples():
+            rows.append(
+                (
+                    f"MUSHRA vs metric, {r.effect}",
+                    f"listeners: controller - anchor {r.model_mean - r.other_mean:+.1f} points (Holm p "
+                    f"{r.p_holm:.2g}); MR-STFT ratio to do-nothing {ratio.get(r.effect, float('nan')):.2f}",
+                    "no listening test in this run (kit: dafxlib.study.listening)",
+                    "a listening test needs listeners",
+                )
+            )
     rec = {"ratio_seen": s_seen, "ratio_unseen": s_unseen, "run_ratio_seen": r_seen, "run_ratio_unseen": r_unseen}
     return side_by_side_markdown(rows), rec

@@ -16,13 +16,14 @@ Every stimulus is loudness-matched (BS.1770 integrated loudness, default -23 LUF
 Page ids are ``<effect><example>`` as in the study's test, so the results file that webMUSHRA writes is
 read unchanged by :func:`dafxlib.study.mushra.analyse` (``model="controller"``).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,31 +66,61 @@ def _yaml_str(s: str) -> str:
     return json.dumps(s)  # a JSON string is a valid YAML scalar
 
 
-def webmushra_yaml(trials: Sequence[Trial], stimuli_dir: str, *, test_id: str = "dafx_style_transfer",
-                   title: str = "Audio-effect style transfer") -> str:
+def webmushra_yaml(
+    trials: Sequence[Trial],
+    stimuli_dir: str,
+    *,
+    test_id: str = "dafx_style_transfer",
+    title: str = "Audio-effect style transfer",
+) -> str:
     """The webMUSHRA configuration (one mushra page per trial, conditions as stimuli)."""
-    lines = [f"testname: {_yaml_str(title)}", f"testId: {_yaml_str(test_id)}", "bufferSize: 2048",
-             "stopOnErrors: true", "showButtonPreviousPage: true", "remoteService: service/write.php", "",
-             "pages:", "    - type: generic", "      id: first_page", "      name: Welcome",
-             "      content: " + _yaml_str("Each page plays a reference: a clip through an audio effect at "
-                                           "some settings. Rate how close each sound is to the reference "
-                                           "(100 = identical). One of them is the reference itself.")]
+    lines = [
+        f"testname: {_yaml_str(title)}",
+        f"testId: {_yaml_str(test_id)}",
+        "bufferSize: 2048",
+        "stopOnErrors: true",
+        "showButtonPreviousPage: true",
+        "remoteService: service/write.php",
+        "",
+        "pages:",
+        "    - type: generic",
+        "      id: first_page",
+        "      name: Welcome",
+        "      content: "
+        + _yaml_str(
+            "Each page plays a reference: a clip through an audio effect at "
+            "some settings. Rate how close each sound is to the reference "
+            "(100 = identical). One of them is the reference itself."
+        ),
+    ]
     for t in trials:
-        lines += ["    - type: mushra", f"      id: {_yaml_str(t.page_id)}",
-                  f"      name: {_yaml_str(f'{t.effect} {t.example}')}",
-                  "      content: " + _yaml_str("How close is each sound to the reference?"),
-                  "      showWaveform: true", "      enableLooping: true",
-                  f"      reference: {_yaml_str(f'{stimuli_dir}/{t.page_id}/reference.wav')}",
-                  "      createAnchor35: false", "      createAnchor70: false", "      stimuli:"]
+        lines += [
+            "    - type: mushra",
+            f"      id: {_yaml_str(t.page_id)}",
+            f"      name: {_yaml_str(f'{t.effect} {t.example}')}",
+            "      content: " + _yaml_str("How close is each sound to the reference?"),
+            "      showWaveform: true",
+            "      enableLooping: true",
+            f"      reference: {_yaml_str(f'{stimuli_dir}/{t.page_id}/reference.wav')}",
+            "      createAnchor35: false",
+            "      createAnchor70: false",
+            "      stimuli:",
+        ]
         for name in t.stimuli:
             lines.append(f"          {name}: {_yaml_str(f'{stimuli_dir}/{t.page_id}/{name}.wav')}")
-    lines += ["    - type: finish", "      name: Thank you", "      content: " + _yaml_str("Thank you."),
-              "      showResults: true", "      writeResults: true"]
+    lines += [
+        "    - type: finish",
+        "      name: Thank you",
+        "      content: " + _yaml_str("Thank you."),
+        "      showResults: true",
+        "      writeResults: true",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def write_kit(trials: Sequence[Trial], out_dir: str | Path, *, target_lufs: float = -23.0,
-              test_id: str = "dafx_style_transfer") -> dict:
+def write_kit(
+    trials: Sequence[Trial], out_dir: str | Path, *, target_lufs: float = -23.0, test_id: str = "dafx_style_transfer"
+) -> dict:
     """Write loudness-matched WAVs under ``out_dir/stimuli/<page>/`` and ``out_dir/configs/<test_id>.yaml``
     (copy both into webMUSHRA's folder); return a manifest (also written as ``manifest.json``)."""
     import soundfile as sf
@@ -111,16 +142,28 @@ def write_kit(trials: Sequence[Trial], out_dir: str | Path, *, target_lufs: floa
                 sf.write(tmp, x, t.sample_rate, subtype="PCM_16", format="WAV")
         pages.append({"id": t.page_id, "effect": t.effect, "example": t.example, "lufs": levels, **t.info})
     io.write_text(out / "configs" / f"{test_id}.yaml", webmushra_yaml(trials, "stimuli", test_id=test_id))
-    manifest = {"test_id": test_id, "target_lufs": target_lufs, "conditions": list(trials[0].stimuli),
-                "pages": pages, "results": "webMUSHRA writes results/<test_id>/mushra.csv; analyse it with "
-                                          "dafxlib.study.mushra.analyse(path, model='controller')"}
+    manifest = {
+        "test_id": test_id,
+        "target_lufs": target_lufs,
+        "conditions": list(trials[0].stimuli),
+        "pages": pages,
+        "results": "webMUSHRA writes results/<test_id>/mushra.csv; analyse it with "
+        "dafxlib.study.mushra.analyse(path, model='controller')",
+    }
     io.write_json(out / "manifest.json", manifest)
     return manifest
 
 
-def export_kit(profile, out_dir: str | Path, effects: Sequence[str] = ("overdrive", "multiband"), *,
-               n_items: int = 3, corpus: str | None = None, conditions: Sequence[str] = CONDITIONS,
-               target_lufs: float = -23.0) -> dict:
+def export_kit(
+    profile,
+    out_dir: str | Path,
+    effects: Sequence[str] = ("overdrive", "multiband"),
+    *,
+    n_items: int = 3,
+    corpus: str | None = None,
+    conditions: Sequence[str] = CONDITIONS,
+    target_lufs: float = -23.0,
+) -> dict:
     """One call: pick ``n_items`` test examples per effect from this run's evaluation set (corpus: the
     first speech corpus unless given), render every condition and write the kit (:func:`write_kit`).
     Needs the artifacts of notebooks 01, 03 (encoder, for ITO) and 04 (controllers); a missing one
@@ -146,8 +189,9 @@ def export_kit(profile, out_dir: str | Path, effects: Sequence[str] = ("overdriv
     trials = []
     for e in effects:
         effect = get_effect(e, prof.effects.effect_set)
-        es = ev.eval_set(prof, corpus, groups[corpus], effect.key,
-                         fingerprint=ev.effect_fingerprint(effect, prof.data.sample_rate))
+        es = ev.eval_set(
+            prof, corpus, groups[corpus], effect.key, fingerprint=ev.effect_fingerprint(effect, prof.data.sample_rate)
+        )
         k = min(n_items, len(es))
         es = dataclasses.replace(es, x=es.x[:k], y=es.y[:k], y_ref=es.y_ref[:k], p=es.p[:k], clip_ids=es.clip_ids[:k])
         outs: dict[str, np.ndarray] = {}
@@ -159,11 +203,13 @@ def export_kit(profile, out_dir: str | Path, effects: Sequence[str] = ("overdriv
 
                 sig = best_signal(prof, effect.key)
                 pred = {sig: load_controller(prof, effect.key, sig, encoder=encoder)}
-                outs["controller"] = ev.run_method(f"controller_{sig}", es, pool, effect.n_params,
-                                                   predictors=pred).y_hat
+                outs["controller"] = ev.run_method(
+                    f"controller_{sig}", es, pool, effect.n_params, predictors=pred
+                ).y_hat
             if "ito" in conditions:
-                outs["ito"] = ev.run_method("ito", es, pool, effect.n_params, encoder=encoder,
-                                            ito_budget=prof.eval.ito_budget, seed=prof.seed).y_hat
+                outs["ito"] = ev.run_method(
+                    "ito", es, pool, effect.n_params, encoder=encoder, ito_budget=prof.eval.ito_budget, seed=prof.seed
+                ).y_hat
         for i in range(k):
             stim = {}
             for c in conditions:
@@ -173,18 +219,27 @@ def export_kit(profile, out_dir: str | Path, effects: Sequence[str] = ("overdriv
                     stim[c] = es.x[i]
                 else:
                     stim[c] = outs[c][i]
-            trials.append(Trial(effect.key, i, prof.data.sample_rate, es.y[i], stim,
-                                {"clip_id": es.clip_ids[i], "corpus": corpus,
-                                 "true_settings": [float(v) for v in es.p[i]]}))
+            trials.append(
+                Trial(
+                    effect.key,
+                    i,
+                    prof.data.sample_rate,
+                    es.y[i],
+                    stim,
+                    {"clip_id": es.clip_ids[i], "corpus": corpus, "true_settings": [float(v) for v in es.p[i]]},
+                )
+            )
     return write_kit(trials, out_dir, target_lufs=target_lufs)
 
 
-def synthetic_results(manifest: Mapping, *, n_sessions: int = 6, seed: int = 0,
-                      means: Mapping[str, float] | None = None) -> pd.DataFrame:
+def synthetic_results(
+    manifest: Mapping, *, n_sessions: int = 6, seed: int = 0, means: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """A made-up webMUSHRA results table for a kit (for testing the analysis end to end, never as data):
     one row per (session, page, stimulus) with the columns webMUSHRA writes."""
-    means = dict(means or {"reference": 98, "controller": 70, "ito": 60, "anchor": 35, "anchor35": 20,
-                           "do_nothing": 15})
+    means = dict(
+        means or {"reference": 98, "controller": 70, "ito": 60, "anchor": 35, "anchor35": 20, "do_nothing": 15}
+    )
     rng = np.random.default_rng(seed)
     rows = []
     for s in range(n_sessions):
@@ -192,7 +247,16 @@ def synthetic_results(manifest: Mapping, *, n_sessions: int = 6, seed: int = 0,
             for stim in ["reference", *manifest["conditions"]]:
                 sd = 2.0 if stim == "reference" else 8.0  # assessors mostly find the hidden reference
                 v = float(np.clip(means.get(stim, 50) + rng.normal(0, sd), 0, 100))
-                rows.append({"session_test_id": manifest["test_id"], "session_uuid": f"synthetic-{s}",
-                             "trial_id": page["id"], "rating_stimulus": stim, "rating_score": int(round(v)),
-                             "rating_time": 1000, "rating_date": "01/01/2026, 00:00:00", "rating_comment": ""})
+                rows.append(
+                    {
+                        "session_test_id": manifest["test_id"],
+                        "session_uuid": f"synthetic-{s}",
+                        "trial_id": page["id"],
+                        "rating_stimulus": stim,
+                        "rating_score": int(round(v)),
+                        "rating_time": 1000,
+                        "rating_date": "01/01/2026, 00:00:00",
+                        "rating_comment": "",
+                    }
+                )
     return pd.DataFrame(rows)

@@ -5,6 +5,7 @@ itself against :data:`MANIFEST_SHA256`; a missing or altered file raises :class:
 saying which file and how to restore it (``scripts/build_study_data.py``). Nothing here reads
 outside the package.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,17 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 MANIFEST_SHA256 = "bc27485e38ff4756066da1854cda663280bc546bb95cb7e1a1af654c254ad74a"
 
 #: the study's nine effects in this project's order (seen first)
-EFFECTS: tuple[str, ...] = ("overdrive", "delay", "ringmod", "dynamics", "combo", "ambience", "flanger",
-                            "multiband", "leslie")
+EFFECTS: tuple[str, ...] = (
+    "overdrive",
+    "delay",
+    "ringmod",
+    "dynamics",
+    "combo",
+    "ambience",
+    "flanger",
+    "multiband",
+    "leslie",
+)
 SEEN_EFFECTS: tuple[str, ...] = ("overdrive", "delay", "ringmod", "dynamics")
 DATASETS: tuple[str, ...] = ("vctk", "daps", "musdb18")
 DATASET_LABELS = {"vctk": "VCTK", "daps": "DAPS", "musdb18": "MUSDB18"}
@@ -37,8 +47,10 @@ METRICS: tuple[str, ...] = ("pesq", "mrstft", "msd", "sce", "cfe", "lufs", "rms"
 #: the six effects of the latent-extraction data, in label order
 LATENT_EFFECTS: tuple[str, ...] = ("ambience", "combo", "delay", "dynamics", "overdrive", "ringmod")
 CONTROLLER_EFFECTS: tuple[str, ...] = ("overdrive", "multiband")
-REBUILD_HINT = ("restore it from the repository (git checkout dafxlib/study/data) or rebuild it with "
-                "`python scripts/build_study_data.py <study_results folder>`")
+REBUILD_HINT = (
+    "restore it from the repository (git checkout dafxlib/study/data) or rebuild it with "
+    "`python scripts/build_study_data.py <study_results folder>`"
+)
 
 
 class StudyDataError(DafxError, ValueError):
@@ -54,8 +66,9 @@ def _manifest_cached(path: str, mtime_ns: int, size: int) -> dict:
     raw = Path(path).read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != MANIFEST_SHA256:
-        raise StudyDataError(f"{path} has been altered (sha256 {digest[:16]}..., expected "
-                             f"{MANIFEST_SHA256[:16]}...): {REBUILD_HINT}")
+        raise StudyDataError(
+            f"{path} has been altered (sha256 {digest[:16]}..., expected {MANIFEST_SHA256[:16]}...): {REBUILD_HINT}"
+        )
     return json.loads(raw)
 
 
@@ -73,8 +86,10 @@ def _verified_cached(path: str, mtime_ns: int, size: int, expected: str) -> byte
     data = Path(path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:
-        raise StudyDataError(f"shipped study file {path} has been altered (sha256 {digest[:16]}..., "
-                             f"MANIFEST.json says {expected[:16]}...); refusing to use it: {REBUILD_HINT}")
+        raise StudyDataError(
+            f"shipped study file {path} has been altered (sha256 {digest[:16]}..., "
+            f"MANIFEST.json says {expected[:16]}...); refusing to use it: {REBUILD_HINT}"
+        )
     return data
 
 
@@ -128,8 +143,9 @@ def _check(value: str | None, allowed: tuple[str, ...], what: str) -> None:
         raise StudyDataError(f"unknown {what} {value!r}; the study's data has {', '.join(allowed)}")
 
 
-def metrics(effect: str | None = None, dataset: str | None = None, condition: str | None = None, *,
-            data_dir: Path | None = None) -> pd.DataFrame:
+def metrics(
+    effect: str | None = None, dataset: str | None = None, condition: str | None = None, *, data_dir: Path | None = None
+) -> pd.DataFrame:
     """Per-clip metrics, long form: effect, dataset, condition, clip, then ``METRICS`` (lower case).
 
     The do-nothing rows have only PESQ and MR-STFT (the rest NaN); their clips are other clips than the
@@ -147,8 +163,9 @@ def metrics(effect: str | None = None, dataset: str | None = None, condition: st
                 n = next((len(v) for v in cols.values() if v is not None), 0)
                 if n == 0:
                     raise StudyDataError(f"metrics.npz has no rows for {e} x {d} x {c}: {REBUILD_HINT}")
-                df = pd.DataFrame({m: (v.astype(np.float64) if v is not None else np.full(n, np.nan))
-                                   for m, v in cols.items()})
+                df = pd.DataFrame(
+                    {m: (v.astype(np.float64) if v is not None else np.full(n, np.nan)) for m, v in cols.items()}
+                )
                 df.insert(0, "clip", np.arange(n))
                 df.insert(0, "condition", c)
                 df.insert(0, "dataset", d)
@@ -165,8 +182,11 @@ def summary_table(metric: str, *, data_dir: Path | None = None) -> pd.DataFrame:
     datasets = [s.lower() for s in raw.iloc[0, 1:]]
     encoders = ["controller" if s == "Trained" else "untrained" for s in raw.iloc[1, 1:]]
     body = raw.iloc[3:]
-    out = pd.DataFrame(body.iloc[:, 1:].to_numpy(float), index=pd.Index(body.iloc[:, 0].to_numpy(), name="effect"),
-                       columns=pd.MultiIndex.from_arrays([datasets, encoders], names=["dataset", "condition"]))
+    out = pd.DataFrame(
+        body.iloc[:, 1:].to_numpy(float),
+        index=pd.Index(body.iloc[:, 0].to_numpy(), name="effect"),
+        columns=pd.MultiIndex.from_arrays([datasets, encoders], names=["dataset", "condition"]),
+    )
     return out
 
 
@@ -174,16 +194,28 @@ def summary_table_text(metric: str, *, data_dir: Path | None = None) -> pd.DataF
     """The same table as printed (strings), to compare at the printed precision."""
     raw = _raw_csv(f"metrics/{metric}_combined.csv", data_dir, header=None, dtype=str)
     body = raw.iloc[3:]
-    cols = pd.MultiIndex.from_arrays([[s.lower() for s in raw.iloc[0, 1:]],
-                                      ["controller" if s == "Trained" else "untrained" for s in raw.iloc[1, 1:]]],
-                                     names=["dataset", "condition"])
-    return pd.DataFrame(body.iloc[:, 1:].to_numpy(), index=pd.Index(body.iloc[:, 0].to_numpy(), name="effect"),
-                        columns=cols)
+    cols = pd.MultiIndex.from_arrays(
+        [
+            [s.lower() for s in raw.iloc[0, 1:]],
+            ["controller" if s == "Trained" else "untrained" for s in raw.iloc[1, 1:]],
+        ],
+        names=["dataset", "condition"],
+    )
+    return pd.DataFrame(
+        body.iloc[:, 1:].to_numpy(), index=pd.Index(body.iloc[:, 0].to_numpy(), name="effect"), columns=cols
+    )
 
 
 def mushra_csv_bytes(*, data_dir: Path | None = None) -> bytes:
     """The study's webMUSHRA results file, unchanged."""
     return read_bytes("raw/mushra.csv", data_dir)
+
+
+def mushra_ratings(*, data_dir: Path | None = None) -> pd.DataFrame:
+    """The study's MUSHRA ratings (training trial dropped), with ``effect`` and ``example`` parsed."""
+    from .mushra import read_results
+
+    return read_results(mushra_csv_bytes(data_dir=data_dir))
 
 
 def mushra_settings(effect: str, *, data_dir: Path | None = None) -> pd.DataFrame:
@@ -202,9 +234,11 @@ class ExpertWalkthrough:
 
 
 def expert(*, data_dir: Path | None = None) -> ExpertWalkthrough:
-    return ExpertWalkthrough(final=_raw_csv("latent_controller/expert_evaluation_final.csv", data_dir),
-                             navigation=_raw_csv("latent_controller/expert_evaluation_test1.csv", data_dir),
-                             tasks=_raw_csv("latent_controller/expert_evaluation_test2.csv", data_dir))
+    return ExpertWalkthrough(
+        final=_raw_csv("latent_controller/expert_evaluation_final.csv", data_dir),
+        navigation=_raw_csv("latent_controller/expert_evaluation_test1.csv", data_dir),
+        tasks=_raw_csv("latent_controller/expert_evaluation_test2.csv", data_dir),
+    )
 
 
 def latent_controller(effect: str, *, data_dir: Path | None = None) -> pd.DataFrame:
@@ -262,8 +296,11 @@ def classifier_metrics(*, data_dir: Path | None = None) -> pd.DataFrame:
     ``vae_acc``, ``vae_f1`` (its model's latent) and ``pca_acc``, ``pca_f1``."""
     raw = _raw_csv("embedding_classifier/classifier_metrics.csv", data_dir, header=None, dtype=str)
     body = raw.iloc[3:]
-    return pd.DataFrame(body.iloc[:, 1:].to_numpy(float), columns=["vae_acc", "vae_f1", "pca_acc", "pca_f1"],
-                        index=pd.Index([s.lower() for s in body.iloc[:, 0]], name="effect"))
+    return pd.DataFrame(
+        body.iloc[:, 1:].to_numpy(float),
+        columns=["vae_acc", "vae_f1", "pca_acc", "pca_f1"],
+        index=pd.Index([s.lower() for s in body.iloc[:, 0]], name="effect"),
+    )
 
 
 def mutual_information(*, data_dir: Path | None = None) -> pd.DataFrame:

@@ -11,25 +11,36 @@ reference below 90 in more than 15% of the test items (:data:`SCREENING_RULE`). 
 counted rule that is not part of the Recommendation drops sessions that gave every stimulus of every
 trial the same score (they carry no comparison at all).
 """
+
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DafxError
-from .analysis import holm
+from ..stats import holm
 
-COLUMNS = ("session_test_id", "session_uuid", "trial_id", "rating_stimulus", "rating_score", "rating_time",
-           "rating_date", "rating_comment")
+COLUMNS = (
+    "session_test_id",
+    "session_uuid",
+    "trial_id",
+    "rating_stimulus",
+    "rating_score",
+    "rating_time",
+    "rating_date",
+    "rating_comment",
+)
 REFERENCE = "reference"
-SCREENING_RULE = ("ITU-R BS.1534-3 post-screening: exclude an assessor who rates the hidden reference below "
-                  "{threshold:g} for more than {fraction:.0%} of the test items")
+SCREENING_RULE = (
+    "ITU-R BS.1534-3 post-screening: exclude an assessor who rates the hidden reference below "
+    "{threshold:g} for more than {fraction:.0%} of the test items"
+)
 CONSTANT_RULE = "additional (not BS.1534-3): exclude a session that gave every stimulus of every trial one score"
 _TRIAL_RE = re.compile(r"^([A-Za-z_]+?)_?(\d+)$")
 
@@ -45,10 +56,12 @@ def read_results(source: str | Path | bytes | pd.DataFrame) -> pd.DataFrame:
         df = source.copy()
     else:
         try:
-            df = pd.read_csv(io.BytesIO(source) if isinstance(source, bytes) else Path(source),
-                             dtype={"session_uuid": str, "trial_id": str, "rating_stimulus": str})
+            df = pd.read_csv(
+                io.BytesIO(source) if isinstance(source, bytes) else Path(source),
+                dtype={"session_uuid": str, "trial_id": str, "rating_stimulus": str},
+            )
         except FileNotFoundError as e:
-            raise MushraError(f"MUSHRA results file {source} not found") from e
+            raise MushraError(f"MUSHRA results file {source!s} not found") from e
     missing = [c for c in COLUMNS[:5] if c not in df.columns]
     if missing:
         raise MushraError(f"not a webMUSHRA results file: columns {missing} missing (expected {', '.join(COLUMNS)})")
@@ -74,8 +87,9 @@ class Screening:
     n_sessions: int
 
 
-def post_screen(df: pd.DataFrame, *, threshold: float = 90.0, max_fraction: float = 0.15,
-                drop_constant: bool = True) -> Screening:
+def post_screen(
+    df: pd.DataFrame, *, threshold: float = 90.0, max_fraction: float = 0.15, drop_constant: bool = True
+) -> Screening:
     """Apply BS.1534-3 post-screening (and, separately counted, the constant-session rule)."""
     ref = df[df.rating_stimulus == REFERENCE]
     if ref.empty:
@@ -89,8 +103,9 @@ def post_screen(df: pd.DataFrame, *, threshold: float = 90.0, max_fraction: floa
             if g.rating_score.nunique() == 1:
                 constant.append(s)
     kept = [s for s in sessions if s not in removed and s not in constant]
-    return Screening(SCREENING_RULE.format(threshold=threshold, fraction=max_fraction), removed, constant, kept,
-                     len(sessions))
+    return Screening(
+        SCREENING_RULE.format(threshold=threshold, fraction=max_fraction), removed, constant, kept, len(sessions)
+    )
 
 
 def summarise(df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -103,8 +118,19 @@ def summarise(df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd
         means = v[rng.integers(0, v.size, size=(n_resamples, v.size))].mean(1)
         lo, hi = np.quantile(means, [0.025, 0.975])
         q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
-        rows.append({"effect": e, "stimulus": s, "n": int(v.size), "median": float(med), "q1": float(q1),
-                     "q3": float(q3), "mean": float(v.mean()), "mean_lo": float(lo), "mean_hi": float(hi)})
+        rows.append(
+            {
+                "effect": e,
+                "stimulus": s,
+                "n": int(v.size),
+                "median": float(med),
+                "q1": float(q1),
+                "q3": float(q3),
+                "mean": float(v.mean()),
+                "mean_lo": float(lo),
+                "mean_hi": float(hi),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -115,8 +141,9 @@ def paired_tests(df: pd.DataFrame, model: str, against: Sequence[str] = ("anchor
 
     if model not in set(df.rating_stimulus):
         raise MushraError(f"stimulus {model!r} not in the results (have {sorted(set(df.rating_stimulus))})")
-    wide = df.pivot_table(index=["effect", "session_uuid", "trial_id"], columns="rating_stimulus",
-                          values="rating_score", aggfunc="first")
+    wide = df.pivot_table(
+        index=["effect", "session_uuid", "trial_id"], columns="rating_stimulus", values="rating_score", aggfunc="first"
+    )
     rows = []
     for e in sorted(set(df.effect)):
         w = wide.loc[e]
@@ -129,10 +156,20 @@ def paired_tests(df: pd.DataFrame, model: str, against: Sequence[str] = ("anchor
             d = pair[model].to_numpy() - pair[other].to_numpy()
             nz = d[d != 0]
             p = float(stats.wilcoxon(nz).pvalue) if nz.size >= 1 else 1.0
-            rows.append({"effect": e, "model": model, "other": other, "n_pairs": int(d.size),
-                         "n_nonzero": int(nz.size), "model_mean": float(pair[model].mean()),
-                         "other_mean": float(pair[other].mean()), "median_diff": float(np.median(d)),
-                         "model_better_share": float(np.mean(d > 0)), "p_wilcoxon": p})
+            rows.append(
+                {
+                    "effect": e,
+                    "model": model,
+                    "other": other,
+                    "n_pairs": int(d.size),
+                    "n_nonzero": int(nz.size),
+                    "model_mean": float(pair[model].mean()),
+                    "other_mean": float(pair[other].mean()),
+                    "median_diff": float(np.median(d)),
+                    "model_better_share": float(np.mean(d > 0)),
+                    "p_wilcoxon": p,
+                }
+            )
     out = pd.DataFrame(rows)
     if not out.empty:
         out["p_holm"] = holm(out.p_wilcoxon.to_numpy())
@@ -151,10 +188,17 @@ class MushraAnalysis:
     against: tuple[str, ...] = field(default_factory=tuple)
 
 
-def analyse(source: str | Path | bytes | pd.DataFrame, *, model: str = "end2end",
-            against: Sequence[str] = ("anchor", "style_transfer"), threshold: float = 90.0,
-            max_fraction: float = 0.15, drop_constant: bool = True, n_resamples: int = 2000,
-            seed: int = 0) -> MushraAnalysis:
+def analyse(
+    source: str | Path | bytes | pd.DataFrame,
+    *,
+    model: str = "end2end",
+    against: Sequence[str] = ("anchor", "style_transfer"),
+    threshold: float = 90.0,
+    max_fraction: float = 0.15,
+    drop_constant: bool = True,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> MushraAnalysis:
     """The whole analysis of one webMUSHRA results file (the study's: ``model='end2end'``; a test made
     by :func:`dafxlib.study.listening.export_kit`: ``model='controller'``)."""
     df = read_results(source)
@@ -162,8 +206,15 @@ def analyse(source: str | Path | bytes | pd.DataFrame, *, model: str = "end2end"
     kept = df[df.session_uuid.isin(scr.kept)]
     if kept.empty:
         raise MushraError("post-screening removed every session; nothing left to analyse")
-    return MushraAnalysis(kept, df, scr, summarise(kept, n_resamples=n_resamples, seed=seed),
-                          paired_tests(kept, model, against), model, tuple(against))
+    return MushraAnalysis(
+        kept,
+        df,
+        scr,
+        summarise(kept, n_resamples=n_resamples, seed=seed),
+        paired_tests(kept, model, against),
+        model,
+        tuple(against),
+    )
 
 
 def summary_markdown(a: MushraAnalysis, stimuli: Sequence[str] | None = None) -> str:
@@ -179,17 +230,22 @@ def summary_markdown(a: MushraAnalysis, stimuli: Sequence[str] | None = None) ->
                 cells.append("")
                 continue
             r = r.iloc[0]
-            cells.append(f"{r['median']:.0f} [{r.q1:.0f}-{r.q3:.0f}], "
-                         f"{r['mean']:.1f} ({r.mean_lo:.1f}-{r.mean_hi:.1f})")
+            cells.append(
+                f"{r['median']:.0f} [{r.q1:.0f}-{r.q3:.0f}], {r['mean']:.1f} ({r.mean_lo:.1f}-{r.mean_hi:.1f})"
+            )
         lines.append("| " + " | ".join([e] + cells) + " |")
     return "\n".join(lines)
 
 
 def tests_markdown(a: MushraAnalysis) -> str:
-    lines = ["| Effect | comparison | pairs | mean model / other | median diff | Wilcoxon p | Holm p |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| Effect | comparison | pairs | mean model / other | median diff | Wilcoxon p | Holm p |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for _, r in a.tests.iterrows():
         sig = "**" if r.significant else ""
-        lines.append(f"| {r.effect} | {r.model} vs {r.other} | {r.n_pairs} | {r.model_mean:.1f} / {r.other_mean:.1f} "
-                     f"| {r.median_diff:+.0f} | {r.p_wilcoxon:.3g} | {sig}{r.p_holm:.3g}{sig} |")
+        lines.append(
+            f"| {r.effect} | {r.model} vs {r.other} | {r.n_pairs} | {r.model_mean:.1f} / {r.other_mean:.1f} "
+            f"| {r.median_diff:+.0f} | {r.p_wilcoxon:.3g} | {sig}{r.p_holm:.3g}{sig} |"
+        )
     return "\n".join(lines)
