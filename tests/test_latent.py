@@ -4,6 +4,8 @@ One tiny UMAP fit is shared by the module (numba's JIT costs ~10-45 s once per p
 the geometry tests build planes directly from synthetic points and need no UMAP."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.signal import lfilter
@@ -267,3 +269,30 @@ def test_inverse_transform_timing_and_joint_fit(fitted):
     assert t["first_ms"] > 0 and t["median_ms"] > 0
     pts, labels = latent.fit_joint({"a": emb, "b": ho}, n_per_effect=15, n_neighbors=5, n_epochs=30)
     assert pts.shape == (30, 2) and list(labels).count("b") == 15
+
+
+# ---- determinism ---------------------------------------------------------------------------
+def test_plane_and_quality_are_bit_identical_under_threads_workers_and_load():
+    """Embeddings, UMAP plane, grid and every quality number are bit-identical with 1 or 2 torch
+    threads, 1 or 2 render workers, uneven item timing and another thread drawing from numpy's
+    global RNG (the embeddings used to change with the torch thread count)."""
+    from test_robustness import SETTINGS, _Slow, _tiny_encoder, _tone, _under
+
+    sr, n = 8000, 4096
+    enc = _tiny_encoder(sr, n)
+    fx = _Slow()
+    clip = _tone(n / sr, sr)[:n]
+    held = _tone(n / sr, sr, seed=3)[:n]
+
+    def plane(workers, jitter):
+        fx.jitter = jitter
+        emb = latent.embed_settings(fx, [clip], enc, 40, seed=1, sample_rate=sr, workers=workers)
+        ho = latent.embed_settings(fx, [held], enc, 10, seed=2, sample_rate=sr, workers=workers)
+        pl = latent.fit_plane(emb, n_neighbors=8, grid=3, seed=0, n_epochs=30)
+        q = latent.plane_quality(pl, heldout=ho, effect=fx, audio=clip, sample_rate=sr, seed=0, workers=workers)
+        return emb.z, pl.points, pl.grid_latent, q
+
+    a, b = (_under(*s, plane) for s in SETTINGS)
+    for u, v in zip(a[:3], b[:3]):
+        assert np.array_equal(u, v)
+    assert json.dumps(a[3], sort_keys=True) == json.dumps(b[3], sort_keys=True)
