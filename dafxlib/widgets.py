@@ -289,13 +289,26 @@ def full_frames(canvas) -> None:
     image mode current at decoding time, so under a fast drag a lost diff leaves ghosts and
     stale fragments that no later diff repairs. Complete frames make a lost frame harmless:
     the next one replaces the whole picture."""
-    get = getattr(canvas, "get_diff_image", None)
-    if get is None or getattr(get, "_dafx_full", False):
+    if getattr(getattr(canvas, "get_diff_image", None), "_dafx_full", False):
         return
+    if not hasattr(canvas, "_png_is_old"):
+        raise DafxError(f"{type(canvas).__name__} is not a webagg/ipympl canvas")
 
-    def full_frame():
-        canvas._force_full = True
-        return get()
+    def full_frame() -> bytes | None:
+        # what FigureCanvasWebAggCore.get_diff_image does in "full" mode, with fast PNG
+        # compression (zlib level 1: ~2x faster than the default here, ~10% larger frames)
+        if not canvas._png_is_old:
+            return None
+        from PIL import Image
+
+        pixels = np.asarray(canvas.get_renderer().buffer_rgba())
+        canvas.set_image_mode("full")
+        canvas._last_buff = pixels.view(np.uint32).squeeze(2).copy()
+        canvas._force_full = False
+        canvas._png_is_old = False
+        with _io.BytesIO() as png:
+            Image.fromarray(pixels).save(png, format="png", compress_level=1)
+            return png.getvalue()
 
     full_frame._dafx_full = True  # type: ignore[attr-defined]
     canvas.get_diff_image = full_frame

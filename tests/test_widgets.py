@@ -278,29 +278,39 @@ def test_explorer_figure_cuts_nothing_off_and_values_stay_clear_of_ticks(surface
         plt.close(fig)
 
 
-class _Canvas:
-    """Stand-in for a webagg canvas: records the image mode of each frame it makes."""
-
-    def __init__(self):
-        self._force_full = False
-        self.modes = []
-
-    def get_diff_image(self):
-        self.modes.append("full" if self._force_full else "diff")
-        self._force_full = False
-        return b"png"
-
-
 def test_full_frames_make_every_frame_complete():
+    """A webagg canvas sends only changed pixels after the first frame; with full_frames
+    every frame is the whole picture, so a frame the browser drops loses nothing."""
+    from io import BytesIO
+
+    from matplotlib.backends.backend_webagg_core import FigureCanvasWebAggCore
+    from matplotlib.figure import Figure
+    from PIL import Image
+
     from dafxlib.widgets import full_frames
 
-    c = _Canvas()
-    c.get_diff_image()
-    full_frames(c)
-    full_frames(c)  # idempotent
-    for _ in range(3):
-        assert c.get_diff_image() == b"png"
-    assert c.modes == ["diff", "full", "full", "full"]
+    def frames(full: bool) -> list[np.ndarray]:
+        fig = Figure(figsize=(3, 2))
+        canvas = FigureCanvasWebAggCore(fig)
+        if full:
+            full_frames(canvas)
+            full_frames(canvas)  # idempotent
+        (line,) = fig.add_subplot().plot([0, 1], [0, 1])
+        out = []
+        for y in (1, 0.5):
+            line.set_ydata([0, y])
+            super(FigureCanvasWebAggCore, canvas).draw()  # the Agg draw (no browser to refresh)
+            canvas._png_is_old = True
+            with Image.open(BytesIO(canvas.get_diff_image())) as im:
+                out.append(np.asarray(im.convert("RGBA")))
+        return out
+
+    diff, full = frames(False), frames(True)
+    assert (diff[1][..., 3] == 0).mean() > 0.5  # the default: mostly transparent "diff" pixels
+    assert (full[0][..., 3] == 255).all() and (full[1][..., 3] == 255).all()  # every frame complete
+    assert np.array_equal(full[0], diff[0])
+    with pytest.raises(DafxError):
+        full_frames(object())
 
 
 @pytest.fixture
