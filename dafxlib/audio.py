@@ -24,6 +24,9 @@ SILENCE_DB = -60.0
 _EPS = 1e-12
 #: the one silence floor of every level in dB (RMS 1e-5): metrics, features and figures agree on it
 LEVEL_FLOOR_DB = -100.0
+#: a common rate typed in kHz -> the rate in Hz it probably meant
+_KHZ_TYPOS = {8: 8000, 11: 11025, 16: 16000, 22: 22050, 24: 24000, 32: 32000, 44: 44100, 48: 48000,
+              88: 88200, 96: 96000, 176: 176400, 192: 192000}
 #: full-scale value of each integer PCM type (float = int / scale)
 _PCM_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
@@ -40,7 +43,9 @@ def check_sample_rate(sample_rate, who: str = "audio", *, error: type[Exception]
         raise error(f"{who}: sample_rate must be a whole number of Hz (e.g. 24000), got {sample_rate!r}")
     sr = int(sample_rate)
     if sr < MIN_SAMPLE_RATE:
-        hint = f"; sample rates are in Hz, not kHz (did you mean {sr * 1000}?)" if 0 < sr < 1000 else ""
+        guess = _KHZ_TYPOS.get(sr)
+        hint = (f"; sample rates are in Hz, not kHz (did you mean {guess}?)" if guess
+                else "; pass the rate in Hz (e.g. 24000)")
         raise error(f"{who}: sample rate {sr} Hz is below {MIN_SAMPLE_RATE} Hz, the lowest this library "
                     f"supports{hint}")
     if sr > MAX_SAMPLE_RATE:

@@ -384,7 +384,12 @@ def _parse(value: Any, tp: Any, key: str) -> Any:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Convert an override (often a string from the command line) to the field's annotated type."""
-    return _parse(value, tp, key)
+    try:
+        return _parse(value, tp, key)
+    except ConfigError as exc:
+        if isinstance(value, str) and repr(value) not in str(exc):  # e.g. 1e400, parsed to inf
+            raise ConfigError(f"{exc} (given as {value!r})") from None
+        raise
 
 
 def _check_rules(key: str, value: Any, rules: Mapping[str, Any]) -> None:

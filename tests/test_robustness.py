@@ -78,7 +78,7 @@ for call in (lambda: fx.process(x, 48, fx.defaults01()),
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("EffectError:") for line in lines), proc.stdout
     assert "48 Hz is below 8000 Hz" in lines[0] and "did you mean 48000" in lines[0]
-    assert "100 Hz is below 8000 Hz" in lines[1]
+    assert "100 Hz is below 8000 Hz" in lines[1] and "in Hz (e.g. 24000)" in lines[1]
     assert "RenderPool(Ambience)" in lines[2]
 
 
