@@ -29,6 +29,7 @@ STIMULUS_COLORS = {
     "do_nothing": "#bcbd22",
 }
 STUDY_NOTE = "the study's published data"
+METRIC_LABELS = {"mrstft": "MR-STFT", "pesq": "PESQ"}
 
 
 def metric_boxes(m: pd.DataFrame, metric: str = "mrstft"):
@@ -53,9 +54,11 @@ def metric_boxes(m: pd.DataFrame, metric: str = "mrstft"):
                 b.set(facecolor=CONDITION_COLORS[c], alpha=0.8, linewidth=0.5)
             ax.plot([], [], "s", color=CONDITION_COLORS[c], label=CONDITION_LABELS[c])
         ax.set_xticks(np.arange(len(load.EFFECTS)), load.EFFECTS)
-        ax.set_ylabel(f"{load.DATASET_LABELS[d]}\n{metric.upper()}")
+        ax.set_ylabel(f"{load.DATASET_LABELS[d]}\n{METRIC_LABELS.get(metric, metric)}")
     axes[0, 0].legend(ncol=3, loc="upper left", fontsize=7)
-    axes[0, 0].set_title(f"{metric.upper()} per clip, 5,000 clips per box ({STUDY_NOTE}; whiskers 1.5 IQR)")
+    axes[0, 0].set_title(
+        f"{METRIC_LABELS.get(metric, metric)} per clip, 5,000 clips per box ({STUDY_NOTE}; whiskers 1.5 IQR)"
+    )
     return fig
 
 
