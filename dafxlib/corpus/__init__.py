@@ -150,6 +150,14 @@ class Corpus:
             return np.zeros((0, 2 * self.half_samples), np.float32)
         return np.stack([c.audio for c in clips]).astype(np.float32, copy=False)
 
+    def skip_reasons(self) -> dict[str, int]:
+        """How many sources were skipped for each kind of reason ("silent", "too short", ...)."""
+        counts: dict[str, int] = {}
+        for _, reason in self.skipped:
+            kind = reason.split(":")[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items()))
+
     @property
     def disk_bytes(self) -> int:
         if self.cache_dir is None or not Path(self.cache_dir).exists():
@@ -264,12 +272,8 @@ SKIPS_ARTIFACT = "corpus_skipped.json"
 def write_skip_summary(corpus: Corpus) -> Path:
     """Write the sources the corpus left out (``artifacts/corpus_skipped.json``): the runner
     prints it on the terminal after notebook 01, notebook 01 records the counts as numbers."""
-    reasons: dict[str, int] = {}
-    for _, r in corpus.skipped:
-        k = r.split(":")[0]
-        reasons[k] = reasons.get(k, 0) + 1
     path = paths.artifact_path(corpus.profile, SKIPS_ARTIFACT)
-    io.write_json(path, {"n_skipped": len(corpus.skipped), "by_reason": reasons,
+    io.write_json(path, {"n_skipped": len(corpus.skipped), "by_reason": corpus.skip_reasons(),
                          "n_user_clips": sum(c.role == "user" for c in corpus.clips),
                          "skipped": [list(s) for s in corpus.skipped]})
     return path
