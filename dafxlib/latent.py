@@ -51,6 +51,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from . import io, paths
+from .audio import as_float_audio
 from .errors import ConfigError, EffectError, MissingArtifactError
 from .threads import torch_threads
 
@@ -93,7 +94,7 @@ def render(effect, audios: np.ndarray, params01: np.ndarray, sample_rate: int, w
     """Render each row of ``audios`` with the matching settings; returns (audio (B,N), ok (B,))."""
     from .render import render_batch
 
-    res = render_batch(effect, np.ascontiguousarray(audios, dtype=np.float32),
+    res = render_batch(effect, np.ascontiguousarray(as_float_audio(audios, effect.name), dtype=np.float32),
                        np.ascontiguousarray(params01, dtype=np.float32), sample_rate, workers=workers, reuse=True)
     return np.asarray(res.audio, dtype=np.float32), np.asarray(res.ok, dtype=bool)
 
@@ -117,7 +118,7 @@ def embed_settings(effect, clips: Sequence[np.ndarray], encoder, n_settings: int
     z_sum, ok_all = None, np.ones(n, dtype=bool)
     desc_sum = {k: np.zeros(n) for k in DESCRIPTORS}
     for clip in clips:
-        clip = np.asarray(clip, dtype=np.float32).reshape(-1)
+        clip = np.asarray(as_float_audio(clip, effect.name), dtype=np.float32).reshape(-1)  # int PCM scaled
         for s in range(0, n, _CHUNK * 4):
             p = params01[s:s + _CHUNK * 4]
             x = np.broadcast_to(clip, (p.shape[0], clip.shape[0]))
