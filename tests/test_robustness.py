@@ -198,7 +198,7 @@ def test_rebuild_option_deletes_the_caches(build, monkeypatch):
 def test_partial_evaluation_is_refused_before_any_work(build, monkeypatch):
     from dafxlib import evaluation as ev
 
-    monkeypatch.setattr(ev, "test_clip_groups", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(ev.run, "test_clip_groups", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(MissingArtifactError) as info:
         ev.run_evaluation(get_profile("smoke"), effects=["overdrive"], progress=False, log=None)
     msg = str(info.value)
@@ -215,7 +215,7 @@ def test_baselines_only_scores_the_untrained_methods(build, monkeypatch):
     def groups(prof, corpus=None):
         raise Reached
 
-    monkeypatch.setattr(ev, "test_clip_groups", groups)
+    monkeypatch.setattr(ev.run, "test_clip_groups", groups)
     with pytest.raises(Reached):  # the artifact check passed: the run goes on to the test sets
         ev.run_evaluation(get_profile("smoke", {"eval.baselines_only": True}), effects=["overdrive"],
                           progress=False, log=None)
