@@ -15,7 +15,6 @@ The three profiles:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import types
@@ -164,7 +163,8 @@ class ControllerConfig:
     hidden: int = _c(256, min=1)
     n_hidden: int = _c(2, min=1)
     #: controller inputs: "embedding" (frozen encoder), "level" (level_features), "descriptors"
-    features: tuple[str, ...] = _c(("embedding", "level", "descriptors"), choices=("embedding", "level", "descriptors"), nonempty=True)
+    features: tuple[str, ...] = _c(("embedding", "level", "descriptors"),
+                                   choices=("embedding", "level", "descriptors"), nonempty=True)
     #: which training signals to run: "audio" (SPSA only), "regression", "both"
     signals: tuple[str, ...] = _c(("regression", "both"), choices=("audio", "regression", "both"), nonempty=True)
     #: effects on which the ablation "audio" (SPSA only) signal runs (None: all)
@@ -378,7 +378,7 @@ def _parse(value: Any, tp: Any, key: str) -> Any:
             return tuple(_parse(v, args[0], key) for v in value)
         if len(value) != len(args):
             raise ConfigError(f"override {key}={list(value)!r}: expected {len(args)} values, got {len(value)}")
-        return tuple(_parse(v, a, key) for v, a in zip(value, args))
+        return tuple(_parse(v, a, key) for v, a in zip(value, args, strict=True))
     raise ConfigError(f"override {key}: unsupported field type {_type_name(tp)}")  # pragma: no cover
 
 
@@ -438,8 +438,8 @@ def validate(profile: Profile) -> Profile:
     return profile
 
 
-@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of a profile dataclass."""
     return typing.get_type_hints(cls)
 
 
