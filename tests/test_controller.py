@@ -195,12 +195,14 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     from dafxlib.spsa import EffectLayer
     from torch.utils.data import DataLoader
 
-    Module = e2e._lightning_module_class()
-    loader = DataLoader(e2e._tensors(val, True), batch_size=16)
+    from dafxlib.e2e.train import _eval_loss, _lightning_module_class, _tensors
+
+    Module = _lightning_module_class()
+    loader = DataLoader(_tensors(val, True), batch_size=16)
     with RenderPool(eff, SR, workers=2) as pool:
         layer = EffectLayer(eff, SR, pool=pool)
         cfg = prof.controller
-        losses = {name: e2e._eval_loss(Module(tc.predictor.model, "audio", 1e-3, layer=layer,
+        losses = {name: _eval_loss(Module(tc.predictor.model, "audio", 1e-3, layer=layer,
                                               loss_fft_sizes=cfg.loss_fft_sizes,
                                               loss_hop_fraction=cfg.loss_hop_fraction), loader)
                   for name, tc in (("regression", reg), ("both", both))}

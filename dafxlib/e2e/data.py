@@ -1,0 +1,71 @@
+"""Controller training data: examples of one effect and split with their cached controller features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import io, paths
+from ..config import Profile
+from ..models.controller import ControllerFeatures
+from ..seeding import array_hash, stable_hash
+from .artifacts import FORMAT_VERSION
+
+
+@dataclass
+class ControllerData:
+    """Examples of one effect and split, with their controller features."""
+
+    effect_key: str
+    split: str
+    x: np.ndarray
+    y: np.ndarray
+    y_ref: np.ndarray
+    p: np.ndarray
+    features: np.ndarray
+    clip_ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, idx) -> ControllerData:
+        idx = np.asarray(idx)
+        return ControllerData(self.effect_key, self.split, self.x[idx], self.y[idx], self.y_ref[idx], self.p[idx],
+                              self.features[idx], [self.clip_ids[i] for i in idx] if self.clip_ids else [])
+
+    def identity(self) -> str:
+        f32 = np.float32
+        return array_hash(self.p.astype(f32), self.x[:, ::101].astype(f32), self.features.astype(f32))
+
+
+def make_features(profile: Profile, encoder: Any, level_fn: Any = None) -> ControllerFeatures:
+    return ControllerFeatures(encoder, profile.data.sample_rate, blocks=profile.controller.features,
+                              level_fn=level_fn)
+
+
+def load_data(profile: Profile, effect_key: str, split: str, n: int, features: ControllerFeatures,
+              *, fingerprint: str, tag: str = "controller", corpus: Any = None) -> ControllerData:
+    """Examples from :func:`dafxlib.pairs.cached_examples` plus cached controller features."""
+    from ..pairs import cached_examples
+
+    ex = cached_examples(profile, effect_key, split, n, tag, corpus=corpus)
+    p = np.asarray(ex.p, dtype=np.float32)
+    clip_ids = [str(c) for c in getattr(ex, "clip_ids", [])]
+    ex_id = array_hash(p, "|".join(clip_ids))
+    key = stable_hash({"blocks": features.blocks, "encoder": fingerprint, "examples": ex_id,
+                 "sr": features.sample_rate, "v": FORMAT_VERSION})
+    cache = paths.cache_dir(profile.name, "controller_features") / f"{effect_key}_{split}_{key}.npz"
+    feats = None
+    if cache.exists():
+        try:
+            feats = np.load(cache)["features"]
+        except (OSError, ValueError, KeyError):
+            feats = None
+    if feats is None or feats.shape[0] != p.shape[0]:
+        feats = features(ex.x, ex.y_ref)
+        io.save_npz(cache, features=feats)
+    return ControllerData(effect_key=effect_key, split=split, x=np.asarray(ex.x, np.float32),
+                          y=np.asarray(ex.y, np.float32), y_ref=np.asarray(ex.y_ref, np.float32), p=p,
+                          features=np.asarray(feats, np.float32), clip_ids=clip_ids)
