@@ -17,6 +17,13 @@ Placeholder syntax (double braces, spaces optional):
 - ``{{ text:NN_name }}``: a Markdown fragment a notebook wrote with :func:`write_fragment`
   (e.g. a discussion whose sentences depend on the results; its numbers come from code).
 - ``{{ meta:profile }}``, ``{{ meta:seed }}``, ``{{ meta:commit }}``, ``{{ meta:date }}``.
+- ``{{ include:NAME }}``: the file ``report/NAME.md`` inlined and rendered the same way (its
+  placeholders, figures and numbering join the report's); a short note if the file is absent.
+- ``{{ ref:NAME }}``: "Figure N", the number the figure ``NAME`` gets where it is placed.
+- ``{{ table:appendix }}``: every number of the run grouped by notebook, each group a
+  collapsible ``<details>`` block (collapsed in the HTML, plain tables in Markdown and PDF).
+
+Figures are numbered in order of appearance; a ``fig:`` caption becomes "Figure N: caption".
 
 Missing inputs. By default every placeholder whose number, figure or table source is
 missing is collected and :class:`MissingArtifactError` is raised listing all of them with
@@ -25,8 +32,9 @@ written and each gap shows a visible marker starting with :data:`MISSING_MARKER`
 
 Outputs go to :func:`dafxlib.paths.report_dir` (``report/`` for the default profile,
 ``build/<profile>/report/`` otherwise): ``report.md`` (figures linked relatively),
-``report.html`` (self-contained: figures embedded as base64 PNG) and ``report.pdf`` when
-pandoc and a LaTeX engine are installed (skipped with a message otherwise).
+``report.html`` (self-contained: figures embedded as base64 PNG or JPEG) and ``report.pdf`` when
+pandoc and a LaTeX engine are installed (skipped with a message otherwise). ``--out DIR``
+writes them elsewhere (to check a template against a committed run without touching it).
 """
 from __future__ import annotations
 
@@ -55,7 +63,10 @@ NOTEBOOKS = {"01": "01_data", "02": "02_vae_training", "03": "03_beta_tuning", "
 #: first key segment -> stage, used to name the notebook to run for a missing number
 KEY_STAGE = {"data": "01", "corpus": "01", "effects": "01", "vae": "02", "training": "02",
              "sweep": "03", "beta": "03", "encoder": "03", "probe": "03", "controller": "04",
-             "e2e": "04", "spsa": "04", "latent": "05", "widgets": "05", "eval": "06"}
+             "e2e": "04", "spsa": "04", "latent": "05", "widgets": "05", "eval": "06", "study": "06"}
+INCLUDE_RE = re.compile(r"\{\{\s*include\s*:\s*([a-z0-9_]+)\s*\}\}")
+#: the heading that starts the appendix (the body before it is what a reader reads)
+APPENDIX_HEADING = "## Appendix"
 TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "oracle")
 EFFECT_ORDER = ("overdrive", "delay", "ringmod", "dynamics", "combo", "ambience", "flanger", "multiband", "leslie")
 CORPUS_ORDER = ("speech", "vctk", "daps", "music", "musdb18", "user")
@@ -254,8 +265,27 @@ def _table_provenance(src: Sources) -> str | None:
     return _md_table(["notebook", "wall time (s)", "status", "commit"], rows)
 
 
+def _table_appendix(src: Sources) -> str | None:
+    """Every number, one collapsible block per notebook (``<details markdown="1">``: the
+    Markdown inside stays Markdown for the HTML converter and for pandoc)."""
+    if not src.numbers:
+        return None
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    for k, v in src.numbers.items():
+        nb = str(src.stamps.get(k, {}).get("notebook", "")) or NOTEBOOKS.get(_stage_of_key(k) or "", "other")
+        groups.setdefault(nb, []).append((k, v))
+    blocks = []
+    for nb in sorted(groups):
+        items = groups[nb]
+        blocks.append(f'<details markdown="1">\n<summary>{nb}: {len(items)} numbers</summary>\n\n'
+                      f"{_table_keys(items)}\n\n</details>")
+    return "\n\n".join(blocks)
+
+
 def render_table(src: Sources, name: str, arg: str | None) -> str | None:
     """A generated Markdown table, or None when its numbers are missing."""
+    if name == "appendix":
+        return _table_appendix(src)
     if name.startswith("prefix:"):
         pre = name.split(":", 1)[1].strip().rstrip(".") + "."
         return _table_keys([(k, v) for k, v in src.numbers.items() if k.startswith(pre)])
@@ -315,14 +345,49 @@ def _meta(src: Sources, key: str) -> str | None:
     raise ValueError(f"unknown meta key {key!r} (profile, seed, commit, date)")
 
 
-def render(text: str, src: Sources, *,
-           figure_ref: Callable[[str, Path, str], str]) -> tuple[str, list[Missing]]:
+def expand_includes(text: str, base: Path | None = None, depth: int = 0) -> str:
+    """Replace each ``{{ include:NAME }}`` by ``base/NAME.md`` (default: the template's folder),
+    or by a one-line note when that file does not exist."""
+    base = base or template_path().parent
+    if depth > 3:
+        raise ValueError("include nesting deeper than 3 (an include includes itself?)")
+
+    def sub(m: re.Match) -> str:
+        path = base / f"{m.group(1)}.md"
+        if not path.exists():
+            return f"*({path.name} is not present in this checkout: section omitted.)*"
+        return expand_includes(_front_matter(path.read_text())[1].strip(), base, depth + 1)
+
+    return INCLUDE_RE.sub(sub, text)
+
+
+def figure_order(text: str, src: Sources) -> list[str]:
+    """Figure names in the order the rendered report shows them (``fig:`` and ``figs:``)."""
+    placed = {m.group(2).strip() for m in PLACEHOLDER_RE.finditer(text) if m.group(1) == "fig"}
+    order: list[str] = []
+    for m in PLACEHOLDER_RE.finditer(text):
+        kind, what = m.group(1), m.group(2).strip()
+        if kind == "fig" and what in src.figures and what not in order:
+            order.append(what)
+        elif kind == "figs":
+            order += sorted(n for n in src.figures if n.startswith(what + "_") and n not in placed and n not in order)
+    return order
+
+
+def render(text: str, src: Sources, *, figure_ref: Callable[[str, Path, str], str],
+           include_dir: Path | None = None) -> tuple[str, list[Missing]]:
     """Fill every placeholder of ``text``; returns (markdown, missing items); each missing
     item is replaced by its visible marker (the caller decides whether to fail).
 
-    ``figure_ref(name, png_path, caption) -> str`` writes one figure (link or embedded)."""
+    ``figure_ref(name, png_path, caption) -> str`` writes one figure (link or embedded); the
+    caption it gets starts with "Figure N:"."""
     missing: list[Missing] = []
+    text = expand_includes(text, include_dir)
     placed = {m.group(2).strip() for m in PLACEHOLDER_RE.finditer(text) if m.group(1) == "fig"}
+    number = {name: i + 1 for i, name in enumerate(figure_order(text, src))}
+
+    def fig(name: str, caption: str) -> str:
+        return figure_ref(name, src.figures[name], f"Figure {number[name]}: {caption}")
 
     def sub(m: re.Match) -> str:
         kind, what, arg = m.group(1), m.group(2).strip(), (m.group(3) or "").strip() or None
@@ -335,13 +400,18 @@ def render(text: str, src: Sources, *,
             if what not in src.figures:
                 missing.append(Missing("fig", what, what[:2]))
                 return missing[-1].marker()
-            return figure_ref(what, src.figures[what], arg or _caption(what))
+            return fig(what, arg or _caption(what))
         if kind == "figs":
             names = [n for n in src.figures if n.startswith(what + "_") and n not in placed]
             if not names and not any(n.startswith(what + "_") for n in src.figures):
                 missing.append(Missing("figs", what, what[:2]))
                 return missing[-1].marker()
-            return "\n\n".join(figure_ref(n, src.figures[n], _caption(n)) for n in sorted(names))
+            return "\n\n".join(fig(n, _caption(n)) for n in sorted(names))
+        if kind == "ref":
+            if what not in number:
+                missing.append(Missing("fig", what, what[:2]))
+                return missing[-1].marker()
+            return f"Figure {number[what]}"
         if kind == "table":
             table = render_table(src, what, arg)
             if table is None:
@@ -360,7 +430,8 @@ def render(text: str, src: Sources, *,
                 missing.append(Missing("meta", what, None))
                 return missing[-1].marker()
             return v
-        raise ValueError(f"unknown placeholder kind {kind!r} in {m.group(0)!r} (num, fig, figs, table, text, meta)")
+        raise ValueError(f"unknown placeholder kind {kind!r} in {m.group(0)!r} "
+                         "(num, fig, figs, ref, table, text, meta, include)")
 
     out = PLACEHOLDER_RE.sub(sub, text)
     leftover = re.findall(r"\{\{.*?\}\}", out)
@@ -384,7 +455,9 @@ def _html_page(title: str, body: str, byline: str = "") -> str:
            "padding:0 1rem;line-height:1.5;color:#222}img{max-width:100%}figure{margin:1.5rem 0}"
            "figcaption{font-size:.9em;color:#555}table{border-collapse:collapse;font-size:.85em;margin:1rem 0}"
            "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f4f4f4}"
-           "code{background:#f4f4f4;padding:0 .2em}")
+           "code{background:#f4f4f4;padding:0 .2em}details{margin:.5rem 0;border:1px solid #ddd;"
+           "padding:.3rem .6rem}summary{cursor:pointer;font-weight:600}.abstract{background:#f7f7f7;"
+           "padding:.6rem 1rem;border-left:4px solid #999}")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{css}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
             + (f"<p><em>{html.escape(byline)}</em></p>\n" if byline else "") + f"{body}\n</body></html>\n")
@@ -399,14 +472,17 @@ def _pdf(md_path: Path, pdf_path: Path, resource_dirs: list[Path], log) -> Path 
     pandoc = shutil.which("pandoc")
     engine = next((e for e in ("xelatex", "lualatex", "pdflatex", "tectonic") if shutil.which(e)), None)
     if not pandoc or not engine:
-        log(f"report: PDF skipped ({'pandoc' if not pandoc else 'a LaTeX engine'} not installed)")
+        log(f"report: PDF skipped ({'pandoc' if not pandoc else 'a LaTeX engine'} not installed; Debian: "
+            "apt-get install pandoc texlive-xetex texlive-fonts-recommended lmodern)")
         return None
     with io.atomic_path(pdf_path) as tmp:
-        proc = subprocess.run([pandoc, str(md_path), "-o", str(tmp), f"--pdf-engine={engine}",
+        proc = subprocess.run([pandoc, str(md_path), "--from=markdown-implicit_figures", "-o", str(tmp),
+                               f"--pdf-engine={engine}",
                                "--resource-path=" + os.pathsep.join(str(d) for d in resource_dirs)],
                               capture_output=True, text=True, cwd=md_path.parent, timeout=600)
         if proc.returncode != 0:
-            log(f"report: PDF failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
+            err = proc.stderr.strip()
+            log(f"report: PDF failed ({err.splitlines()[-1] if err else proc.returncode})")
             raise _PdfFailed()
     return pdf_path
 
@@ -432,7 +508,8 @@ def _compact_image(png: Path, max_bytes: int = 60_000) -> tuple[str, bytes]:
 
 
 def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: bool = True,
-                 template: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
+                 template: str | Path | None = None, out_dir: str | Path | None = None,
+                 log: Callable[[str], None] = print) -> list[Path]:
     """Render report.md, report.html (self-contained) and, when possible, report.pdf.
 
     Raises :class:`MissingArtifactError` listing every missing number/figure/table unless
@@ -444,23 +521,24 @@ def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: 
         raise MissingArtifactError(f"report template {tpath} is missing")
     text = tpath.read_text()
     src = Sources.load(profile)
-    out_dir = paths.report_dir(profile)
+    out_dir = Path(out_dir) if out_dir is not None else paths.report_dir(profile)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     def link(name: str, png: Path, caption: str) -> str:
         rel = os.path.relpath(png, out_dir)
-        return f"![{caption}]({Path(rel).as_posix()})"
+        return f"![{caption}]({Path(rel).as_posix()})\n\n*{caption}*"
 
     def embed(name: str, png: Path, caption: str) -> str:
         mime, raw = _compact_image(png)
         data = base64.b64encode(raw).decode("ascii")
         return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-                f"<figcaption>{html.escape(caption)} (<code>{name}</code>)</figcaption></figure>")
+                f"<figcaption>{html.escape(caption)} <small>(<code>{name}</code>)</small></figcaption></figure>")
 
-    md_text, missing = render(text, src, figure_ref=link)
+    md_text, missing = render(text, src, figure_ref=link, include_dir=tpath.parent)
     if missing and not allow_missing:
         raise missing_error(missing, profile)
     front, body = _front_matter(md_text)
-    html_md, _ = render(_front_matter(text)[1], src, figure_ref=embed)
+    html_md, _ = render(_front_matter(text)[1], src, figure_ref=embed, include_dir=tpath.parent)
     body_html = markdown.markdown(html_md, extensions=["tables", "fenced_code", "toc", "md_in_html"])
     title = _yaml_field(front, "title", "dafxlib report")
     byline = ", ".join(v for v in (_yaml_field(front, "author"), _yaml_field(front, "date")) if v)
@@ -473,16 +551,21 @@ def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: 
     if pdf:
         try:
             p = _pdf(md_path, out_dir / "report.pdf", [out_dir, paths.figures_dir(profile)], log)
-        except (_PdfFailed, OSError, subprocess.SubprocessError):
+        except (_PdfFailed, OSError, subprocess.SubprocessError) as exc:
+            if not isinstance(exc, _PdfFailed):
+                log(f"report: PDF failed ({exc})")
             p = None
         if p is not None:
             outputs.append(p)
     return outputs
 
 
-def references(text: str) -> dict[str, list[str]]:
-    """Every placeholder of a template by kind (``num``, ``fig``, ``figs``, ``table``, ``text``, ``meta``)."""
+def references(text: str, include_dir: Path | None = None) -> dict[str, list[str]]:
+    """Every placeholder of a template by kind (``num``, ``fig``, ``figs``, ``ref``, ``table``, ``text``,
+    ``meta``); with ``include_dir``, included files count too."""
     out: dict[str, list[str]] = {}
+    if include_dir is not None:
+        text = expand_includes(text, include_dir)
     for m in PLACEHOLDER_RE.finditer(text):
         out.setdefault(m.group(1), []).append(m.group(2).strip())
     return out
@@ -495,10 +578,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-missing", action="store_true", help="write the report with visible gap markers")
     ap.add_argument("--no-pdf", action="store_true")
     ap.add_argument("--template", default=None)
+    ap.add_argument("--out", default=None, help="write the report here instead of the profile's report folder")
     args = ap.parse_args(argv)
     try:
         outs = build_report(args.profile, allow_missing=args.allow_missing, pdf=not args.no_pdf,
-                            template=args.template)
+                            template=args.template, out_dir=args.out)
     except MissingArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -146,7 +146,7 @@ def build_report(profile_name: str, *, partial: bool = False, log=print) -> int:
     from .errors import MissingArtifactError
 
     try:
-        outputs = _build(profile_name, allow_missing=partial, log=lambda *a: None)
+        outputs = _build(profile_name, allow_missing=partial, log=log)  # says so when it skips the PDF
     except MissingArtifactError as exc:
         log(f"report FAILED: {exc}")
         return 1
