@@ -7,6 +7,9 @@
   ``build/<profile>/notebooks/`` otherwise.
 - The run stops at the first failing notebook, naming it and the failing cell.
 - One line per notebook with its wall time, then the total; wall times go to provenance.
+- While a notebook runs, a live line shows its cell, section and long loops (epochs, sweep
+  configurations, controllers, evaluation cells): redrawn in place on a terminal, a throttled
+  line every 30 s otherwise (see :mod:`dafxlib.run_progress`).
 - After 01_data, the sources the corpus skipped are counted on the terminal (by reason).
 - ``--rebuild`` deletes ``build/<profile>/cache/`` first (corpus, rendered examples,
   evaluation sets are made again; trained models are kept).
@@ -24,6 +27,8 @@ from pathlib import Path
 from . import io, paths, report
 from .config import get_profile, parse_overrides
 from .errors import ConfigError, DafxError
+from .run_progress import ENGINE as PROGRESS_ENGINE
+from .run_progress import LiveProgress
 
 STAGES = ("01", "02", "03", "04", "05", "06")
 KERNEL = "dafx"
@@ -79,10 +84,12 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
         out = out_dir / nb.name
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(
-                str(nb), str(out), parameters={"PROFILE": profile_name, "OVERRIDES": overrides},
-                kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False, log_output=False,
-            )
+            with LiveProgress(nb.stem):  # cell, section and loop counts on the terminal while it runs
+                pm.execute_notebook(
+                    str(nb), str(out), parameters={"PROFILE": profile_name, "OVERRIDES": overrides},
+                    kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False, log_output=False,
+                    engine_name=PROGRESS_ENGINE,
+                )
         except KeyboardInterrupt:
             wall = time.perf_counter() - t0
             report.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")

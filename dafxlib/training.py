@@ -254,6 +254,22 @@ def trainer_options(runtime: Any = None, accelerator: str | None = None) -> dict
     return {"accelerator": acc, "devices": devices, "strategy": runtime.strategy, "num_nodes": int(runtime.num_nodes)}
 
 
+def _epoch_progress(max_epochs: int):
+    """A callback that reports finished epochs to the runner's live line (:mod:`dafxlib.progress`)."""
+    import lightning.pytorch as pl
+
+    from . import progress
+
+    class _EpochProgress(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            progress.step("epochs", int(trainer.current_epoch), max_epochs)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            progress.step("epochs", int(trainer.current_epoch) + 1, max_epochs)
+
+    return _EpochProgress()
+
+
 def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | None = None, lr: Any = None):
     import lightning.pytorch as pl
 
@@ -538,7 +554,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     trainer_kw: dict[str, Any] = dict(
         max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, strategy=strategy,
         num_nodes=int(num_nodes),
-        callbacks=[ckpt_cb, *callbacks], logger=False,
+        callbacks=[ckpt_cb, _epoch_progress(int(max_epochs)), *callbacks], logger=False,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),  # a caller's best-weights keeper
         enable_progress_bar=bool(progress), enable_model_summary=False,
         num_sanity_val_steps=0, deterministic=deterministic, default_root_dir=str(run_dir),

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import analysis, io, paths
+from . import progress as live
 from .errors import ConfigError, DatasetError
 from .pairs import Examples, PairSpecDataset, cached_examples
 from .seeding import derive_seed
@@ -330,8 +331,10 @@ def run_sweep(profile, data: VAEData, probe_data: ProbeData, *, progress: bool =
             name = config_name(cfg)
             if name in runs:
                 continue
+            live.step("sweep configurations", len(runs))
             run = train_vae(profile, data, cfg, progress=progress)
             runs[name] = run
+            live.step("sweep configurations", len(runs))
             rows[name] = _row(run, evaluate_run(run, data, probe_data, seed=profile.seed))
             r = rows[name]
             log(f"{name:24s} recon {r['recon']:.4f}  kl {r['kl']:8.2f}  active {r['active_units']:2d}  "

@@ -95,7 +95,7 @@ def test_no_import_cycles():
 
 #: DESIGN.md's layers, lowest first; a module may import only from its own layer or below
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "paths", "io", "seeding", "threads", "stats", "config"),
+    ("errors", "paths", "io", "seeding", "threads", "stats", "config", "progress"),
     ("audio", "spectrogram", "metrics"),
     ("corpus", "datasets", "pairs", "effects", "render", "spsa", "models", "training"),
     ("analysis", "vae_study", "e2e", "latent", "evaluation", "study"),

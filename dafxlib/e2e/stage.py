@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress as live
 from ..config import Profile
 from ..models.controller import ControllerFeatures, ControllerPredictor
 from ..threads import torch_threads
@@ -130,10 +131,13 @@ def _run_end_to_end(profile: Profile, encoder: Any, effects: Sequence[str] | Non
 
     corpus = build_corpus(profile)
     results = {}
-    for key in effects or ALL:
+    keys = list(effects or ALL)
+    for i, key in enumerate(keys):
+        live.step("controllers (effects)", i, len(keys))
         t = time.perf_counter()
         results[key] = run_effect(profile, key, features, fp, progress=progress, corpus=corpus, log=log)
         log(f"{key}: done in {time.perf_counter() - t:.1f} s")
+    live.step("controllers (effects)", len(keys), len(keys))
     return results
 
 

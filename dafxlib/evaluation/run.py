@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics as M
+from .. import progress as live
 from ..config import Profile, get_profile
 from ..errors import ConfigError, MissingArtifactError
 from .cell import evaluate_cell
@@ -127,6 +128,7 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
     rows, costs, skipped = [], [], []
     reports: dict[str, M.MetricReport] = {}
     cells = [(c, e) for e in effects for c in groups]
+    done_cells = 0
     bar = None
     if progress:
         try:
@@ -155,6 +157,8 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
                     reports.setdefault(m, M.MetricReport()).merge(r)
                 if bar is not None:
                     bar.update(1)
+                done_cells += 1
+                live.step("evaluation cells", done_cells, len(cells))
     if bar is not None:
         bar.close()
     meta = {"key": key, "profile": prof.name, "seed": prof.seed, "n_per_cell": prof.eval.n_per_cell,
