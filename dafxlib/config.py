@@ -199,7 +199,7 @@ class ControllerConfig:
 
 @dataclass(frozen=True)
 class LatentConfig:
-    """Notebook 05: the UMAP control plane (dafxlib.latent)."""
+    """Notebook 05: the UMAP control plane (dafxlib.plane)."""
 
     #: random settings embedded per effect (each rendered on every one of n_clips train clips;
     #: the encoder costs ~10-20 ms per pair on 2 CPU cores, so settings x clips x 9 effects

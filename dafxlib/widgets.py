@@ -2,14 +2,14 @@
 
 All callback logic lives in :class:`ControlSurface`, a plain class with no widget imports,
 tested headless: ``move_to(point) -> Update`` maps a plane point to parameters with the
-plane's learned decoder (:meth:`dafxlib.latent.LatentPlane.to_params`, microseconds; never
+plane's learned decoder (:meth:`dafxlib.plane.LatentPlane.to_params`, microseconds; never
 UMAP's ``inverse_transform``, which costs seconds per call), renders the chosen clip and
 computes its spectrogram. :class:`Explorer` only wires widgets to it.
 
 Widget backend: **ipympl** (``%matplotlib widget``). The plane, the parameter bars and the
 spectrogram are one ordinary matplotlib figure whose canvas is an ipywidget: clicks and
 drags arrive as matplotlib ``button_press`` / ``motion_notify`` events already in data
-coordinates, and the very same drawing code (:class:`dafxlib.plots.latent.ExplorerFigure`)
+coordinates, and the very same drawing code (:class:`dafxlib.plots.plane.ExplorerFigure`)
 makes the static ``05_widget_snapshot`` figure that papermill runs and the report show.
 ipympl is pinned in the environment and works in JupyterLab 4 without a build step.
 bqplot would mean a second plotting stack (and a new dependency) for one figure;
@@ -53,7 +53,7 @@ class Update:
 class ControlSurface:
     """State of the explorer: current effect, its plane, the clip, path end points.
 
-    ``planes`` and ``effects`` map effect keys to :class:`~dafxlib.latent.LatentPlane` and
+    ``planes`` and ``effects`` map effect keys to :class:`~dafxlib.plane.LatentPlane` and
     :class:`~dafxlib.effects.base.Effect`; ``clips`` maps clip ids to mono float32 audio.
     """
 
@@ -86,18 +86,18 @@ class ControlSurface:
                      split: str = "test") -> "ControlSurface":
         """Load the planes notebook 05 saved (or take ``planes``), the effects and a few
         ``split`` clips (whole clips, halves A and B) of the profile's corpus."""
-        from . import latent
+        from . import plane
         from .effects import ALL, get_effect
 
         if planes is None:
             keys = list(effect_keys or profile.latent.effects or ALL)
-            planes = {k: latent.load_plane(profile.name, k) for k in keys}
+            planes = {k: plane.load_plane(profile.name, k) for k in keys}
         effects = {k: get_effect(k, profile.effects.effect_set) for k in planes}
         if corpus is None:
             from .corpus import build_corpus
 
             corpus = build_corpus(profile)
-        clips = latent.select_clips(corpus, split, n_clips, 2 * profile.half_samples, profile.seed + 2)
+        clips = plane.select_clips(corpus, split, n_clips, 2 * profile.half_samples, profile.seed + 2)
         s = profile.spec
         return cls(planes, effects, clips, profile.data.sample_rate, n_fft=s.n_fft, hop=s.hop,
                    compression=s.compression, power=s.power)
@@ -124,7 +124,7 @@ class ControlSurface:
         k = str(key).lower()
         if k not in self.planes:
             raise ConfigError(f"no plane for effect {key!r}; valid: {self.effect_keys}")
-        from .latent import default_waypoints
+        from .plane import default_waypoints
 
         self.key = k
         self.plane = self.planes[k]
@@ -230,7 +230,7 @@ def measure_draw(surface: ControlSurface, *, n_moves: int = 20, seed: int = 0,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plots.latent import ExplorerFigure
+    from .plots.plane import ExplorerFigure
 
     rng = np.random.default_rng(seed)
     fig = Figure(figsize=figsize)
@@ -334,7 +334,7 @@ class Explorer:
         import ipywidgets as W
         import matplotlib.pyplot as plt
 
-        from .plots.latent import ExplorerFigure
+        from .plots.plane import ExplorerFigure
 
         if not _widget_backend():
             raise DafxError("the explorer needs the ipympl backend: run `%matplotlib widget` in the "
@@ -495,7 +495,7 @@ class Explorer:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from .plots.latent import ExplorerFigure
+        from .plots.plane import ExplorerFigure
 
         fig = Figure(figsize=self.fig.get_size_inches(), dpi=self.fig.dpi)
         FigureCanvasAgg(fig)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from dafxlib import latent
+from dafxlib import plane as control
 from dafxlib.effects.base import Effect, ParamSpec
 from dafxlib.errors import ConfigError, MissingArtifactError
 
@@ -89,9 +89,9 @@ def clips(n=2, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     eff, enc = ToyTone(), BandEncoder()
-    emb = latent.embed_settings(eff, clips(2), enc, 90, seed=1, sample_rate=SR)
-    ho = latent.embed_settings(eff, clips(2, seed=5), enc, 20, seed=2, sample_rate=SR)
-    plane = latent.fit_plane(emb, n_neighbors=10, grid=6, seed=0, n_epochs=60)
+    emb = control.embed_settings(eff, clips(2), enc, 90, seed=1, sample_rate=SR)
+    ho = control.embed_settings(eff, clips(2, seed=5), enc, 20, seed=2, sample_rate=SR)
+    plane = control.fit_plane(emb, n_neighbors=10, grid=6, seed=0, n_epochs=60)
     return eff, emb, ho, plane
 
 
@@ -104,35 +104,35 @@ def synthetic_plane(params_fn=None, n=200, seed=0, grid=5):
     gy = np.linspace(-1, 11, grid)
     gl = np.stack(np.meshgrid(gx, gy), -1)
     gl = np.concatenate([gl, gl.sum(-1, keepdims=True)], -1)
-    dec = latent.KernelDecoder.fit(pts, p)
-    return latent.LatentPlane("toy", [f"p{j}" for j in range(p.shape[1])], pts, z, p, {}, gx, gy, gl,
+    dec = control.KernelDecoder.fit(pts, p)
+    return control.LatentPlane("toy", [f"p{j}" for j in range(p.shape[1])], pts, z, p, {}, gx, gy, gl,
                               support_radius=1.0, bandwidth=dec.bandwidth)
 
 
 # ---- embeddings -------------------------------------------------------------------------
 def test_embed_settings_shapes_and_determinism():
     eff, enc = ToyTone(), BandEncoder()
-    a = latent.embed_settings(eff, clips(2), enc, 12, seed=3, sample_rate=SR)
-    b = latent.embed_settings(eff, clips(2), enc, 12, seed=3, sample_rate=SR)
+    a = control.embed_settings(eff, clips(2), enc, 12, seed=3, sample_rate=SR)
+    b = control.embed_settings(eff, clips(2), enc, 12, seed=3, sample_rate=SR)
     assert a.z.shape == (12, enc.dim) and a.params01.shape == (12, 2)
-    assert set(a.descriptors) == set(latent.DESCRIPTORS)
+    assert set(a.descriptors) == set(control.DESCRIPTORS)
     np.testing.assert_array_equal(a.z, b.z)
-    c = latent.embed_settings(eff, clips(2), enc, 12, seed=4, sample_rate=SR)
+    c = control.embed_settings(eff, clips(2), enc, 12, seed=4, sample_rate=SR)
     assert not np.allclose(a.params01, c.params01)
     # louder settings measure louder (descriptors are of the renders, averaged over clips)
-    lo = latent.embed_settings(eff, clips(2), enc, 0, seed=0, sample_rate=SR, params01=np.array([[0.0, 0.5]]))
-    hi = latent.embed_settings(eff, clips(2), enc, 0, seed=0, sample_rate=SR, params01=np.array([[1.0, 0.5]]))
+    lo = control.embed_settings(eff, clips(2), enc, 0, seed=0, sample_rate=SR, params01=np.array([[0.0, 0.5]]))
+    hi = control.embed_settings(eff, clips(2), enc, 0, seed=0, sample_rate=SR, params01=np.array([[1.0, 0.5]]))
     assert hi.descriptors["rms_db"][0] == pytest.approx(lo.descriptors["rms_db"][0] + 18, abs=0.5)
 
 
 def test_embed_settings_drops_failed_renders():
     p = np.array([[0.1, 0.5], [0.9, 0.5], [0.5, 0.2], [0.95, 0.1]])
-    e = latent.embed_settings(Flaky(), clips(1), BandEncoder(), 0, seed=0, sample_rate=SR, params01=p)
+    e = control.embed_settings(Flaky(), clips(1), BandEncoder(), 0, seed=0, sample_rate=SR, params01=p)
     assert e.n_failed == 2 and len(e) == 2
     np.testing.assert_allclose(e.params01, p[[0, 2]], atol=1e-6)
     assert np.all(np.isfinite(e.z))
     with pytest.raises(ConfigError):
-        latent.embed_settings(ToyTone(), [], BandEncoder(), 5, seed=0, sample_rate=SR)
+        control.embed_settings(ToyTone(), [], BandEncoder(), 5, seed=0, sample_rate=SR)
 
 
 # ---- decoder and geometry (no UMAP) -----------------------------------------------------
@@ -140,12 +140,12 @@ def test_kernel_decoder_recovers_smooth_field_and_stays_in_range():
     rng = np.random.default_rng(0)
     pts = rng.uniform(0, 1, (300, 2))
     p = np.column_stack([pts[:, 0], 0.5 + 0.4 * np.sin(3 * pts[:, 1])])
-    dec = latent.KernelDecoder.fit(pts, p)
+    dec = control.KernelDecoder.fit(pts, p)
     q = rng.uniform(0.2, 0.8, (50, 2))
     truth = np.column_stack([q[:, 0], 0.5 + 0.4 * np.sin(3 * q[:, 1])])
     assert np.abs(dec.predict(q) - truth).mean() < 0.05
     assert dec.loo_mae == min(dec.loo_curve.values())
-    noise = latent.KernelDecoder.fit(pts, rng.uniform(0, 1, (300, 2)))
+    noise = control.KernelDecoder.fit(pts, rng.uniform(0, 1, (300, 2)))
     assert noise.bandwidth > dec.bandwidth  # nothing to learn: it averages widely
     far = noise.predict(np.array([[50.0, -50.0]]))
     assert np.all((far >= 0) & (far <= 1))
@@ -179,7 +179,7 @@ def test_to_params_and_to_latent():
     np.testing.assert_allclose(pl.to_latent(node, clamp=False), pl.grid_latent[3, 2])
     q = np.array([[1.3, 7.7], [4.2, 0.4]])
     np.testing.assert_allclose(pl.to_latent(q, clamp=False), np.column_stack([q, q.sum(1)]), atol=1e-9)
-    assert latent.latent_error(pl) < 1e-9
+    assert control.latent_error(pl) < 1e-9
 
 
 def test_quality_metrics_separate_good_and_bad_planes():
@@ -187,26 +187,26 @@ def test_quality_metrics_separate_good_and_bad_planes():
     flat = synthetic_plane(lambda x: np.full((len(x), 2), 0.45))
     rough = synthetic_plane(lambda x: np.column_stack([(np.sin(3 * x[:, 0]) + 1) / 2, (np.cos(3 * x[:, 1]) + 1) / 2]),
                             n=600)
-    assert latent.coverage(good)["coverage"] >= 0.8
-    assert latent.coverage(flat)["coverage"] == pytest.approx(0.1)
-    s_good, s_rough = latent.smoothness(good), latent.smoothness(rough)
+    assert control.coverage(good)["coverage"] >= 0.8
+    assert control.coverage(flat)["coverage"] == pytest.approx(0.1)
+    s_good, s_rough = control.smoothness(good), control.smoothness(rough)
     assert 0.5 < s_good < 3.0
     assert s_rough > 3 * s_good  # a knob that swings back and forth across the plane
-    assert latent.smoothness(good, seed=1) == pytest.approx(latent.smoothness(good, seed=1))
+    assert control.smoothness(good, seed=1) == pytest.approx(control.smoothness(good, seed=1))
 
 
 def test_polyline_and_waypoints_and_domain_colours():
-    t, pts = latent.polyline([np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([1.0, 1.0])], 5)
+    t, pts = control.polyline([np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([1.0, 1.0])], 5)
     np.testing.assert_allclose(t, np.linspace(0, 1, 5))
     np.testing.assert_allclose(pts[[0, 2, 4]], [[0, 0], [1, 0], [1, 1]])
     pl = synthetic_plane()
-    a, c, b = latent.default_waypoints(pl)
+    a, c, b = control.default_waypoints(pl)
     assert np.linalg.norm(b - a) > 0.6 * pl.extent
-    col = latent.domain_colors(pl)
+    col = control.domain_colors(pl)
     assert col.shape == (len(pl.points), 3) and col.min() >= 0 and col.max() <= 1
-    east, west = latent.domain_colors(pl, [pl.center + [3, 0], pl.center - [3, 0]])
+    east, west = control.domain_colors(pl, [pl.center + [3, 0], pl.center - [3, 0]])
     assert np.abs(east - west).sum() > 0.5
-    img, ext = latent.domain_image(pl, 16)
+    img, ext = control.domain_image(pl, 16)
     assert img.shape == (16, 16, 4) and set(np.unique(img[..., 3])) <= {0.0, 1.0}
 
 
@@ -221,7 +221,7 @@ def test_fit_plane_geometry_and_grid(fitted):
     assert pl.grid_y[-1] >= pl.hi[1] + pl.support_radius - 1e-9
     assert pl.meta["grid_inverse_s"] > 0
     # the grid latent path is closer to the settings' own embeddings than their spread
-    assert latent.latent_error(pl) < 1.0
+    assert control.latent_error(pl) < 1.0
     # nodes outside the settings' convex hull copy an inside node's latent
     from scipy.spatial import Delaunay
 
@@ -234,14 +234,14 @@ def test_fit_plane_geometry_and_grid(fitted):
 
 def test_roundtrip_beats_the_mean_setting_and_trends_are_monotonic(fitted):
     eff, emb, ho, pl = fitted
-    rt = latent.roundtrip(pl, ho)
+    rt = control.roundtrip(pl, ho)
     assert rt["n_heldout"] == len(ho)
     assert rt["roundtrip_mae"] < 0.8 * rt["roundtrip_mae_baseline"]
-    q = latent.plane_quality(pl, heldout=ho, effect=eff, audio=clips(1)[0], sample_rate=SR)
+    q = control.plane_quality(pl, heldout=ho, effect=eff, audio=clips(1)[0], sample_rate=SR)
     for k in ("smoothness", "coverage", "roundtrip_mae", "rho_centroid", "rho_lowfreq", "rho_rms"):
         assert k in q
     assert q["rho_rms"] > 0.8  # gain is learnt: a straight path gives a steadily louder render
-    nums = latent.quality_numbers({"toytone": q})
+    nums = control.quality_numbers({"toytone": q})
     assert nums["toytone.coverage"] == q["coverage"]
 
 
@@ -249,25 +249,25 @@ def test_save_load_roundtrip(fitted, tmp_path, monkeypatch):
     eff, emb, ho, pl = fitted
     monkeypatch.setenv("DAFX_BUILD_DIR", str(tmp_path))
     with pytest.raises(MissingArtifactError, match="05_latent_control"):
-        latent.load_plane("smoke", pl.effect_key)
+        control.load_plane("smoke", pl.effect_key)
     out = pl.save("smoke")
     assert out["npz"].endswith(f"latent/{pl.effect_key}.npz")
-    back = latent.load_plane("smoke", pl.effect_key)
+    back = control.load_plane("smoke", pl.effect_key)
     assert back.model is None and back.param_names == pl.param_names
     q = np.array([[0.1, 0.2], [3.0, -2.0]]) + pl.center
     np.testing.assert_allclose(back.to_params(q), pl.to_params(q))
     np.testing.assert_allclose(back.to_latent(q), pl.to_latent(q), rtol=1e-6)
     with pytest.raises(MissingArtifactError):
         back.transform(emb.z[:2])
-    full = latent.load_plane("smoke", pl.effect_key, with_model=True)
+    full = control.load_plane("smoke", pl.effect_key, with_model=True)
     np.testing.assert_allclose(full.transform(ho.z[:3]), pl.transform(ho.z[:3]), atol=1e-6)
 
 
 def test_inverse_transform_timing_and_joint_fit(fitted):
     eff, emb, ho, pl = fitted
-    t = latent.time_inverse_transform(pl, repeats=1)
+    t = control.time_inverse_transform(pl, repeats=1)
     assert t["first_ms"] > 0 and t["median_ms"] > 0
-    pts, labels = latent.fit_joint({"a": emb, "b": ho}, n_per_effect=15, n_neighbors=5, n_epochs=30)
+    pts, labels = control.fit_joint({"a": emb, "b": ho}, n_per_effect=15, n_neighbors=5, n_epochs=30)
     assert pts.shape == (30, 2) and list(labels).count("b") == 15
 
 
@@ -286,10 +286,10 @@ def test_plane_and_quality_are_bit_identical_under_threads_workers_and_load():
 
     def plane(workers, jitter):
         fx.jitter = jitter
-        emb = latent.embed_settings(fx, [clip], enc, 40, seed=1, sample_rate=sr, workers=workers)
-        ho = latent.embed_settings(fx, [held], enc, 10, seed=2, sample_rate=sr, workers=workers)
-        pl = latent.fit_plane(emb, n_neighbors=8, grid=3, seed=0, n_epochs=30)
-        q = latent.plane_quality(pl, heldout=ho, effect=fx, audio=clip, sample_rate=sr, seed=0, workers=workers)
+        emb = control.embed_settings(fx, [clip], enc, 40, seed=1, sample_rate=sr, workers=workers)
+        ho = control.embed_settings(fx, [held], enc, 10, seed=2, sample_rate=sr, workers=workers)
+        pl = control.fit_plane(emb, n_neighbors=8, grid=3, seed=0, n_epochs=30)
+        q = control.plane_quality(pl, heldout=ho, effect=fx, audio=clip, sample_rate=sr, seed=0, workers=workers)
         return emb.z, pl.points, pl.grid_latent, q
 
     a, b = (_under(*s, plane) for s in SETTINGS)

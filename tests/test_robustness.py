@@ -242,14 +242,14 @@ def test_integer_pcm_is_scaled_at_every_entry():
                              metrics=["rms", "mrstft"])
     assert a["rms"][0] == pytest.approx(b["rms"][0]) and a["mrstft"][0] == pytest.approx(b["mrstft"][0])
     assert a["mrstft"][0] < 10  # unscaled int16 gave ~15,000
-    from dafxlib import latent
+    from dafxlib import plane as control
 
     class Level:
         def embed(self, x, y):
             return np.stack([np.sqrt(np.mean(np.square(y), 1)), np.abs(y).max(1)], 1)
 
-    z_int = latent.embed_settings(fx, [i16], Level(), 3, seed=0, sample_rate=SR, workers=1).z
-    z_flt = latent.embed_settings(fx, [scaled], Level(), 3, seed=0, sample_rate=SR, workers=1).z
+    z_int = control.embed_settings(fx, [i16], Level(), 3, seed=0, sample_rate=SR, workers=1).z
+    z_flt = control.embed_settings(fx, [scaled], Level(), 3, seed=0, sample_rate=SR, workers=1).z
     assert np.array_equal(z_int, z_flt)
     with pytest.raises(EffectError, match="dtype int64"):
         fx.process(i16.astype(np.int64), SR, p)

@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import pytest
 
-from dafxlib import latent
+from dafxlib import plane as control
 from dafxlib.effects.base import Effect, ParamSpec
 from dafxlib.errors import ConfigError, DafxError
 from dafxlib.widgets import ControlSurface, Update, grid_updates, measure_latency, wav_bytes
@@ -44,10 +44,10 @@ def plane_for(key, n_params, seed):
     pts = rng.uniform(-5, 5, (150, 2))
     cols = [(pts[:, j % 2] + 5) / 10 if j < 2 else np.full(len(pts), 0.3) for j in range(n_params)]
     p = np.clip(np.column_stack(cols), 0, 1)
-    dec = latent.KernelDecoder.fit(pts, p)
+    dec = control.KernelDecoder.fit(pts, p)
     g = np.linspace(-6, 6, 4)
     gl = np.zeros((4, 4, 3))
-    return latent.LatentPlane(key, [f"p{j}" for j in range(n_params)], pts, np.zeros((150, 3)), p, {},
+    return control.LatentPlane(key, [f"p{j}" for j in range(n_params)], pts, np.zeros((150, 3)), p, {},
                               g, g, gl, support_radius=0.8, bandwidth=dec.bandwidth)
 
 
@@ -149,7 +149,7 @@ def test_snapshot_and_explorer_wiring(surface, tmp_path):
     import matplotlib.pyplot as plt
     from matplotlib.backend_bases import MouseEvent
 
-    from dafxlib.plots.latent import explorer_snapshot
+    from dafxlib.plots.plane import explorer_snapshot
     from dafxlib.widgets import Explorer
 
     surface.move_to([1.0, 1.0])
@@ -197,7 +197,7 @@ def test_blitted_frame_matches_a_full_draw(surface):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from dafxlib.plots.latent import ExplorerFigure
+    from dafxlib.plots.plane import ExplorerFigure
 
     frames = []
     for blit in (True, False):
@@ -217,7 +217,7 @@ def test_blitted_frame_matches_a_full_draw(surface):
 def test_plot_functions_draw_synthetic_planes(surface):
     import matplotlib.pyplot as plt
 
-    from dafxlib.plots import latent as lp
+    from dafxlib.plots import plane as lp
 
     planes = surface.planes
     figs = [lp.plot_planes_by_parameter(planes), lp.plot_domain_colouring(planes["crush"]),
@@ -229,7 +229,7 @@ def test_plot_functions_draw_synthetic_planes(surface):
     ups = grid_updates(surface, 2)
     figs.append(lp.plot_spectrogram_grid(surface.plane, ups, 2, SR))
     assert len(figs[-1].axes) == 1 + 4
-    prof = latent.PathProfile(t=np.linspace(0, 1, 5), points=np.zeros((5, 2)), clamped=np.array([0, 1, 0, 0, 0], bool),
+    prof = control.PathProfile(t=np.linspace(0, 1, 5), points=np.zeros((5, 2)), clamped=np.array([0, 1, 0, 0, 0], bool),
                               params01=np.full((5, 2), 0.5), descriptors={"rms_db": np.arange(5.0)},
                               waypoints=np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]))
     surface.set_effect("gain")
@@ -257,7 +257,7 @@ def _text_outside_figure(fig) -> list[str]:
 def test_explorer_figure_cuts_nothing_off_and_values_stay_clear_of_ticks(surface):
     import matplotlib.pyplot as plt
 
-    from dafxlib.plots.latent import explorer_snapshot
+    from dafxlib.plots.plane import explorer_snapshot
 
     for key, point in (("gain", [-4.5, 4.5]), ("crush", [4.5, -4.5]), ("crush", [60.0, 0.0])):
         surface.set_effect(key)

@@ -81,7 +81,7 @@ def plot_domain_colouring(plane, *, max_pairs: int = 4):
     """Left: the plane's settings coloured by an HSV wheel (hue = angle around the centre,
     saturation = radius). Right: parameter pair plots, each setting in its plane colour:
     smooth colour fields there mean nearby plane points have nearby settings."""
-    from ..latent import domain_colors, domain_image
+    from ..plane import domain_colors, domain_image
 
     P = plane.n_params
     pairs = [(i, j) for i in range(P) for j in range(i + 1, P)][:max_pairs]
@@ -165,7 +165,7 @@ def _pooled(spec: np.ndarray, max_bins: int = 96, max_frames: int = 96) -> np.nd
 
 def plot_path(plane, prof, *, labels: Sequence[str] = ("A", "C", "B")):
     """The A -> C -> B path: on the plane, the decoded parameters and the renders' descriptors."""
-    from ..latent import DESCRIPTOR_LABELS
+    from ..plane import DESCRIPTOR_LABELS
 
     names = [d for d in DESCRIPTOR_LABELS if d in prof.descriptors]
     fig, axes = new_figure(1, 2 + len(names), width=2.5 * (2 + len(names)), row_height=2.6)
@@ -269,7 +269,7 @@ class ExplorerFigure:
         self.rebuild()
 
     def rebuild(self) -> None:
-        from ..latent import domain_image
+        from ..plane import domain_image
         from ..spectrogram import spectrum_image
 
         apply()
