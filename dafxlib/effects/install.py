@@ -54,8 +54,8 @@ class MdaStatus:
         if self.ok:
             return f"effects: mda plugins at {self.bundle} ({self.how})"
         return (
-            f"effects: the mda plugins could not be had ({self.detail}); "
-            "runs that ask for the mda set need them, the portable set runs without"
+            f"effects: the mda plugins could not be had ({self.detail}); runs use the portable set "
+            "(a profile set to mda, such as paper, needs --set effects.effect_set=portable here)"
         )
 
 
