@@ -109,6 +109,8 @@ def _exception_reason(e: BaseException) -> str:
 # carries the job (indices, parameters), a message per failed item (its reason) and one
 # "done" per job. A worker that dies or hangs leaves exactly one item STARTED: the culprit.
 QUEUED, STARTED, OK, FAILED = 0, 1, 2, 3
+#: seconds a fresh worker process may take to start (on top of item_timeout) before it counts as hung
+STARTUP_GRACE = 60.0
 
 
 class _Shared:
@@ -199,6 +201,20 @@ class _ProcessWorker:
         self.last_progress = time.monotonic()
         #: set once the worker has finished a job (a later death is not a start-up failure)
         self.rendered = False
+
+    def deadline(self, item_timeout: float) -> float:
+        """When the item in progress times out; a worker that has not started an item yet is
+        still starting (spawn re-imports, builds the effect) and gets STARTUP_GRACE more."""
+        starting = not self.rendered and self.started_seen == 0
+        return self.last_progress + item_timeout + (STARTUP_GRACE if starting else 0.0)
+
+    def next_check(self, item_timeout: float, now: float) -> float:
+        """When the parent should next look at this worker's item states: its deadline, and
+        while it is starting, every second past ``item_timeout`` (to see its first item start)."""
+        deadline = self.deadline(item_timeout)
+        if self.rendered or self.started_seen:
+            return deadline
+        return min(deadline, max(self.last_progress + item_timeout, now + min(1.0, item_timeout)))
 
     @property
     def busy(self) -> bool:
@@ -483,7 +499,7 @@ class RenderPool:
             timeout = None
             if self.item_timeout is not None:
                 now = time.monotonic()
-                timeout = max(0.0, min(w.last_progress + self.item_timeout - now for w in busy.values()))
+                timeout = max(0.0, min(w.next_check(self.item_timeout, now) - now for w in busy.values()))
             ready = mpc.wait(list(waitables), timeout=timeout)
             if not ready:
                 self._check_progress(busy, st)
@@ -535,7 +551,7 @@ class RenderPool:
             started = int(np.count_nonzero(st.status[w.jobs[0]]))
             if started != w.started_seen:
                 w.started_seen, w.last_progress = started, now
-            elif now - w.last_progress >= self.item_timeout:
+            elif now >= w.deadline(self.item_timeout):
                 self._fail_and_restart(k, f"timeout: no result within {self.item_timeout:g} s", st)
 
     def _give_up(self, reason: str, st: "_ProcessBatch") -> None:
@@ -546,6 +562,11 @@ class RenderPool:
             w.kill()
         self._closed = True
         self._finalizer()
+        if reason.startswith("timeout"):
+            raise RenderPoolError(
+                f"{self.effect.name}: {self._startup_deaths} render worker processes in a row started no item "
+                f"within {STARTUP_GRACE + (self.item_timeout or 0):g} s ({reason}); the machine is overloaded or "
+                "the effect is slow to load: raise item_timeout, or use mode='thread'")
         raise RenderPoolError(
             f"{self.effect.name}: {self._startup_deaths} render worker processes in a row died before rendering "
             f"anything (last: {reason}). Likely cause: the 'spawn' start method re-imports your main script in "
@@ -564,8 +585,7 @@ class RenderPool:
     def _fail_and_restart(self, k: int, reason: str, st: "_ProcessBatch") -> None:
         """Worker ``k`` died or hung: its STARTED item fails, its unstarted items go back."""
         w = self._procs[k]
-        started_any = w.proc.is_alive() or any(st.status[i] != QUEUED for job in w.jobs for i in job) \
-            or w.rendered
+        started_any = w.rendered or any(st.status[i] != QUEUED for job in w.jobs for i in job)
         self._startup_deaths = 0 if started_any else self._startup_deaths + 1
         if self._startup_deaths >= self.MAX_STARTUP_DEATHS:
             self._give_up(reason, st)
@@ -619,7 +639,9 @@ def shared_pool(effect: Effect, sample_rate: int, workers: int = 2, **kwargs) ->
     open (least recently used closed first); all are closed at exit or by
     :func:`close_shared_pools`. Do not close the returned pool yourself (a closed or
     broken pool is replaced on the next call anyway). A forked child process never uses
-    its parent's pools. Thread-safe: calls on one pool take turns.
+    its parent's pools. Thread-safe: calls on one pool take turns. An open process pool keeps
+    its shared-memory buffers (input and output of its largest batch so far) until it is
+    closed; callers render in chunks, and :func:`close_shared_pools` frees everything.
     """
     ident, ref = _effect_identity(effect)
     key = (ident, int(sample_rate), int(workers), tuple(sorted(kwargs.items())))
