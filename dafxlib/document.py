@@ -36,6 +36,7 @@ Outputs go to :func:`dafxlib.paths.report_dir` (``report/`` for the default prof
 pandoc and a LaTeX engine are installed (skipped with a message otherwise). ``--out DIR``
 writes them elsewhere (to check a template against a committed run without touching it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,21 +50,43 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import io, paths, report
 from .errors import MissingArtifactError
 
 MISSING_MARKER = "MISSING: run notebook"
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z]+)\s*:\s*([^|}]+?)\s*(?:\|\s*([^}]*?)\s*)?\}\}")
-NOTEBOOKS = {"01": "01_data", "02": "02_vae_training", "03": "03_beta_tuning", "04": "04_end_to_end",
-             "05": "05_latent_control", "06": "06_evaluation"}
+NOTEBOOKS = {
+    "01": "01_data",
+    "02": "02_vae_training",
+    "03": "03_beta_tuning",
+    "04": "04_end_to_end",
+    "05": "05_latent_control",
+    "06": "06_evaluation",
+}
 #: first key segment -> stage, used to name the notebook to run for a missing number
-KEY_STAGE = {"data": "01", "corpus": "01", "effects": "01", "vae": "02", "training": "02",
-             "sweep": "03", "beta": "03", "encoder": "03", "probe": "03", "controller": "04",
-             "e2e": "04", "spsa": "04", "latent": "05", "widgets": "05", "eval": "06", "study": "06"}
+KEY_STAGE = {
+    "data": "01",
+    "corpus": "01",
+    "effects": "01",
+    "vae": "02",
+    "training": "02",
+    "sweep": "03",
+    "beta": "03",
+    "encoder": "03",
+    "probe": "03",
+    "controller": "04",
+    "e2e": "04",
+    "spsa": "04",
+    "latent": "05",
+    "widgets": "05",
+    "eval": "06",
+    "study": "06",
+}
 INCLUDE_RE = re.compile(r"\{\{\s*include\s*:\s*([a-z0-9_]+)\s*\}\}")
 #: the heading that starts the appendix (the body before it is what a reader reads)
 APPENDIX_HEADING = "## Appendix"
@@ -71,8 +94,17 @@ TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "oracle")
 EFFECT_ORDER = ("overdrive", "delay", "ringmod", "dynamics", "combo", "ambience", "flanger", "multiband", "leslie")
 CORPUS_ORDER = ("speech", "vctk", "daps", "music", "musdb18", "user")
 SEEN_EFFECTS = ("overdrive", "delay", "ringmod", "dynamics")
-METHOD_ORDER = ("do_nothing", "random", "mean_params", "controller_audio", "controller_regression",
-                "controller_both", "controller", "ito", "oracle")
+METHOD_ORDER = (
+    "do_nothing",
+    "random",
+    "mean_params",
+    "controller_audio",
+    "controller_regression",
+    "controller_both",
+    "controller",
+    "ito",
+    "oracle",
+)
 
 
 def template_path() -> Path:
@@ -93,12 +125,14 @@ def write_fragment(name: str, text: str) -> Path:
     (name like ``06_discussion``; numbers in it must come from code, never typed)."""
     ctx = report.current()
     if not _FRAGMENT_RE.match(name) or not name.startswith(ctx.notebook[:2]):
-        raise ValueError(f"fragment name {name!r} must look like NN_lower_case with this notebook's "
-                         f"number {ctx.notebook[:2]}")
+        raise ValueError(
+            f"fragment name {name!r} must look like NN_lower_case with this notebook's number {ctx.notebook[:2]}"
+        )
     path = fragments_dir(ctx.profile.name) / f"{name}.md"
     io.write_text(path, text.strip() + "\n")
-    io.update_json(report.provenance_path(ctx.profile.name),
-                   lambda p: report._prov_set(p, "fragments", name, ctx.stamp()))
+    io.update_json(
+        report.provenance_path(ctx.profile.name), lambda p: report._prov_set(p, "fragments", name, ctx.stamp())
+    )
     return path
 
 
@@ -128,11 +162,12 @@ class Sources:
     provenance: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, profile: str) -> "Sources":
+    def load(cls, profile: str) -> Sources:
         stamped = report.load_numbers(profile, with_stamps=True)
         figs = {p.stem: p for p in sorted(paths.figures_dir(profile).glob("*.png"))}
-        return cls(profile, {k: v.get("value") for k, v in stamped.items()}, stamped, figs,
-                   report.load_provenance(profile))
+        return cls(
+            profile, {k: v.get("value") for k, v in stamped.items()}, stamped, figs, report.load_provenance(profile)
+        )
 
 
 def _stage_of_key(key: str) -> str | None:
@@ -173,7 +208,12 @@ def _eval_index(numbers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     skip = {"wins", "cost", "excluded", "seen", "unseen"}
     for k in numbers:
         parts = k.split(".")
-        if len(parts) == 5 and parts[0] == "eval" and parts[1] not in skip and parts[2] not in ("all", "seen", "unseen"):
+        if (
+            len(parts) == 5
+            and parts[0] == "eval"
+            and parts[1] not in skip
+            and parts[2] not in ("all", "seen", "unseen")
+        ):
             if parts[1] not in corpora:
                 corpora.append(parts[1])
             if parts[2] not in effects:
@@ -194,8 +234,9 @@ def _table_eval_metric(src: Sources, metric: str, arg: str | None) -> str | None
     rows = []
     for e in effects:
         label = e if e in SEEN_EFFECTS else f"{e} (unseen)"
-        rows.append([label] + [" / ".join(f(src.numbers.get(f"eval.{c}.{e}.{m}.{metric}")) for m in methods)
-                               for c in corpora])
+        rows.append(
+            [label] + [" / ".join(f(src.numbers.get(f"eval.{c}.{e}.{m}.{metric}")) for m in methods) for c in corpora]
+        )
     for grp in ("seen", "unseen", "all"):
         vals = [" / ".join(f(src.numbers.get(f"eval.{c}.{grp}.{m}.{metric}")) for m in methods) for c in corpora]
         if any(v.replace("-", "").replace("/", "").strip() for v in vals):
@@ -212,8 +253,7 @@ def _table_eval_wins(src: Sources) -> str | None:
     for e in effects:
         cells = []
         for c in corpora:
-            get = lambda m: src.numbers.get(f"eval.{c}.{e}.{m}.mrstft")  # noqa: E731
-            ctl, dn, rnd = get("controller"), get("do_nothing"), get("random")
+            ctl, dn, rnd = (src.numbers.get(f"eval.{c}.{e}.{m}.mrstft") for m in ("controller", "do_nothing", "random"))
             if ctl is None:
                 cells.append("-")
                 continue
@@ -233,9 +273,12 @@ def _table_seen_unseen(src: Sources, metric: str | None) -> str | None:
         s, u = src.numbers.get(f"eval.seen.{m}.{metric}"), src.numbers.get(f"eval.unseen.{m}.{metric}")
         if s is None and u is None:
             continue
-        rows.append([m, format_number(s, ".3f") if s is not None else "-",
-                     format_number(u, ".3f") if u is not None else "-"])
-    return _md_table(["method", f"seen effects: mean {metric}", f"unseen effects: mean {metric}"], rows) if rows else None
+        rows.append(
+            [m, format_number(s, ".3f") if s is not None else "-", format_number(u, ".3f") if u is not None else "-"]
+        )
+    return (
+        _md_table(["method", f"seen effects: mean {metric}", f"unseen effects: mean {metric}"], rows) if rows else None
+    )
 
 
 def _table_cost(src: Sources) -> str | None:
@@ -245,8 +288,13 @@ def _table_cost(src: Sources) -> str | None:
         rn = src.numbers.get(f"eval.cost.{m}.renders_per_clip")
         if ms is None and rn is None:
             continue
-        rows.append([m, format_number(ms, ".1f") if ms is not None else "-",
-                     format_number(rn, ".0f") if rn is not None else "-"])
+        rows.append(
+            [
+                m,
+                format_number(ms, ".1f") if ms is not None else "-",
+                format_number(rn, ".0f") if rn is not None else "-",
+            ]
+        )
     return _md_table(["method", "ms per clip", "renders per clip"], rows) if rows else None
 
 
@@ -260,8 +308,10 @@ def _table_provenance(src: Sources) -> str | None:
     nbs = src.provenance.get("notebooks", {})
     if not nbs:
         return None
-    rows = [[name, f"{info.get('wall_s', 0):.1f}", str(info.get("status", "")), str(info.get("commit", ""))]
-            for name, info in sorted(nbs.items())]
+    rows = [
+        [name, f"{info.get('wall_s', 0):.1f}", str(info.get("status", "")), str(info.get("commit", ""))]
+        for name, info in sorted(nbs.items())
+    ]
     return _md_table(["notebook", "wall time (s)", "status", "commit"], rows)
 
 
@@ -277,8 +327,10 @@ def _table_appendix(src: Sources) -> str | None:
     blocks = []
     for nb in sorted(groups):
         items = groups[nb]
-        blocks.append(f'<details markdown="1">\n<summary>{nb}: {len(items)} numbers</summary>\n\n'
-                      f"{_table_keys(items)}\n\n</details>")
+        blocks.append(
+            f'<details markdown="1">\n<summary>{nb}: {len(items)} numbers</summary>\n\n'
+            f"{_table_keys(items)}\n\n</details>"
+        )
     return "\n\n".join(blocks)
 
 
@@ -291,8 +343,9 @@ def render_table(src: Sources, name: str, arg: str | None) -> str | None:
         return _table_keys([(k, v) for k, v in src.numbers.items() if k.startswith(pre)])
     if name.startswith("notebook:"):
         nn = name.split(":", 1)[1].strip()
-        return _table_keys([(k, src.numbers.get(k)) for k, st in src.stamps.items()
-                            if str(st.get("notebook", "")).startswith(nn)])
+        return _table_keys(
+            [(k, src.numbers.get(k)) for k, st in src.stamps.items() if str(st.get("notebook", "")).startswith(nn)]
+        )
     if name == "eval_wins":
         return _table_eval_wins(src)
     if name == "eval_seen_unseen":
@@ -302,7 +355,7 @@ def render_table(src: Sources, name: str, arg: str | None) -> str | None:
     if name == "provenance":
         return _table_provenance(src)
     if name.startswith("eval_"):
-        return _table_eval_metric(src, name[len("eval_"):], arg)
+        return _table_eval_metric(src, name[len("eval_") :], arg)
     raise ValueError(f"unknown table {name!r}")
 
 
@@ -326,7 +379,7 @@ def _front_matter(text: str) -> tuple[str, str]:
     if text.startswith("---\n"):
         end = text.find("\n---\n", 4)
         if end != -1:
-            return text[4:end], text[end + 5:]
+            return text[4:end], text[end + 5 :]
     return "", text
 
 
@@ -374,8 +427,9 @@ def figure_order(text: str, src: Sources) -> list[str]:
     return order
 
 
-def render(text: str, src: Sources, *, figure_ref: Callable[[str, Path, str], str],
-           include_dir: Path | None = None) -> tuple[str, list[Missing]]:
+def render(
+    text: str, src: Sources, *, figure_ref: Callable[[str, Path, str], str], include_dir: Path | None = None
+) -> tuple[str, list[Missing]]:
     """Fill every placeholder of ``text``; returns (markdown, missing items); each missing
     item is replaced by its visible marker (the caller decides whether to fail).
 
@@ -430,8 +484,9 @@ def render(text: str, src: Sources, *, figure_ref: Callable[[str, Path, str], st
                 missing.append(Missing("meta", what, None))
                 return missing[-1].marker()
             return v
-        raise ValueError(f"unknown placeholder kind {kind!r} in {m.group(0)!r} "
-                         "(num, fig, figs, ref, table, text, meta, include)")
+        raise ValueError(
+            f"unknown placeholder kind {kind!r} in {m.group(0)!r} (num, fig, figs, ref, table, text, meta, include)"
+        )
 
     out = PLACEHOLDER_RE.sub(sub, text)
     leftover = re.findall(r"\{\{.*?\}\}", out)
@@ -447,20 +502,26 @@ def missing_error(missing: list[Missing], profile: str) -> MissingArtifactError:
     return MissingArtifactError(
         f"the report for profile {profile!r} references {len(missing)} missing item(s):\n{lines}\n"
         f"run those notebooks first (./run_all.sh --profile {profile} {run}), or build with "
-        f"--allow-missing to mark the gaps")
+        f"--allow-missing to mark the gaps"
+    )
 
 
 def _html_page(title: str, body: str, byline: str = "") -> str:
-    css = ("body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;margin:2rem auto;"
-           "padding:0 1rem;line-height:1.5;color:#222}img{max-width:100%}figure{margin:1.5rem 0}"
-           "figcaption{font-size:.9em;color:#555}table{border-collapse:collapse;font-size:.85em;margin:1rem 0}"
-           "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f4f4f4}"
-           "code{background:#f4f4f4;padding:0 .2em}details{margin:.5rem 0;border:1px solid #ddd;"
-           "padding:.3rem .6rem}summary{cursor:pointer;font-weight:600}.abstract{background:#f7f7f7;"
-           "padding:.6rem 1rem;border-left:4px solid #999}")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{css}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            + (f"<p><em>{html.escape(byline)}</em></p>\n" if byline else "") + f"{body}\n</body></html>\n")
+    css = (
+        "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem;line-height:1.5;color:#222}img{max-width:100%}figure{margin:1.5rem 0}"
+        "figcaption{font-size:.9em;color:#555}table{border-collapse:collapse;font-size:.85em;margin:1rem 0}"
+        "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f4f4f4}"
+        "code{background:#f4f4f4;padding:0 .2em}details{margin:.5rem 0;border:1px solid #ddd;"
+        "padding:.3rem .6rem}summary{cursor:pointer;font-weight:600}.abstract{background:#f7f7f7;"
+        "padding:.6rem 1rem;border-left:4px solid #999}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{css}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+        + (f"<p><em>{html.escape(byline)}</em></p>\n" if byline else "")
+        + f"{body}\n</body></html>\n"
+    )
 
 
 def _yaml_field(front: str, key: str, default: str = "") -> str:
@@ -472,14 +533,27 @@ def _pdf(md_path: Path, pdf_path: Path, resource_dirs: list[Path], log) -> Path 
     pandoc = shutil.which("pandoc")
     engine = next((e for e in ("xelatex", "lualatex", "pdflatex", "tectonic") if shutil.which(e)), None)
     if not pandoc or not engine:
-        log(f"report: PDF skipped ({'pandoc' if not pandoc else 'a LaTeX engine'} not installed; Debian: "
-            "apt-get install pandoc texlive-xetex texlive-fonts-recommended lmodern)")
+        log(
+            f"report: PDF skipped ({'pandoc' if not pandoc else 'a LaTeX engine'} not installed; Debian: "
+            "apt-get install pandoc texlive-xetex texlive-fonts-recommended lmodern)"
+        )
         return None
     with io.atomic_path(pdf_path) as tmp:
-        proc = subprocess.run([pandoc, str(md_path), "--from=markdown-implicit_figures", "-o", str(tmp),
-                               f"--pdf-engine={engine}",
-                               "--resource-path=" + os.pathsep.join(str(d) for d in resource_dirs)],
-                              capture_output=True, text=True, cwd=md_path.parent, timeout=600)
+        proc = subprocess.run(
+            [
+                pandoc,
+                str(md_path),
+                "--from=markdown-implicit_figures",
+                "-o",
+                str(tmp),
+                f"--pdf-engine={engine}",
+                "--resource-path=" + os.pathsep.join(str(d) for d in resource_dirs),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=md_path.parent,
+            timeout=600,
+        )
         if proc.returncode != 0:
             err = proc.stderr.strip()
             log(f"report: PDF failed ({err.splitlines()[-1] if err else proc.returncode})")
@@ -507,9 +581,15 @@ def _compact_image(png: Path, max_bytes: int = 60_000) -> tuple[str, bytes]:
     return ("image/jpeg", buf.getvalue()) if buf.tell() < len(raw) else ("image/png", raw)
 
 
-def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: bool = True,
-                 template: str | Path | None = None, out_dir: str | Path | None = None,
-                 log: Callable[[str], None] = print) -> list[Path]:
+def build_report(
+    profile: str = "default",
+    *,
+    allow_missing: bool = False,
+    pdf: bool = True,
+    template: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
     """Render report.md, report.html (self-contained) and, when possible, report.pdf.
 
     Raises :class:`MissingArtifactError` listing every missing number/figure/table unless
@@ -531,8 +611,10 @@ def build_report(profile: str = "default", *, allow_missing: bool = False, pdf: 
     def embed(name: str, png: Path, caption: str) -> str:
         mime, raw = _compact_image(png)
         data = base64.b64encode(raw).decode("ascii")
-        return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-                f"<figcaption>{html.escape(caption)} <small>(<code>{name}</code>)</small></figcaption></figure>")
+        return (
+            f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+            f"<figcaption>{html.escape(caption)} <small>(<code>{name}</code>)</small></figcaption></figure>"
+        )
 
     md_text, missing = render(text, src, figure_ref=link, include_dir=tpath.parent)
     if missing and not allow_missing:
@@ -572,8 +654,9 @@ def references(text: str, include_dir: Path | None = None) -> dict[str, list[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dafxlib.document", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m dafxlib.document", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--profile", default="default")
     ap.add_argument("--allow-missing", action="store_true", help="write the report with visible gap markers")
     ap.add_argument("--no-pdf", action="store_true")
@@ -581,8 +664,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write the report here instead of the profile's report folder")
     args = ap.parse_args(argv)
     try:
-        outs = build_report(args.profile, allow_missing=args.allow_missing, pdf=not args.no_pdf,
-                            template=args.template, out_dir=args.out)
+        outs = build_report(
+            args.profile,
+            allow_missing=args.allow_missing,
+            pdf=not args.no_pdf,
+            template=args.template,
+            out_dir=args.out,
+        )
     except MissingArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

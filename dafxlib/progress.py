@@ -8,6 +8,7 @@ most every :data:`MIN_INTERVAL_S` seconds, and always when a loop finishes). Wit
 variable (an interactive session) both cost one dictionary lookup and write nothing.
 :func:`read` is the runner's side.
 """
+
 from __future__ import annotations
 
 import json

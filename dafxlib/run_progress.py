@@ -8,6 +8,7 @@ On a terminal the line is redrawn in place (carriage return); when stdout is not
 every :data:`LOG_EVERY_S` seconds (``DAFX_PROGRESS_EVERY`` overrides it), so a long run
 leaves a few dozen lines, not thousands.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,15 @@ def _register_engine() -> None:
 class LiveProgress:
     """``with LiveProgress("03_beta_tuning"): pm.execute_notebook(..., engine_name=ENGINE)``."""
 
-    def __init__(self, name: str, *, stream: TextIO | None = None, tty: bool | None = None,
-                 every_s: float | None = None, tick_s: float = 1.0):
+    def __init__(
+        self,
+        name: str,
+        *,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        every_s: float | None = None,
+        tick_s: float = 1.0,
+    ):
         self.name = name
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty

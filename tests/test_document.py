@@ -1,5 +1,6 @@
 """Report rendering: every placeholder resolves from a fabricated run, gaps fail loudly
 (or are marked), HTML is self-contained, and the template holds no hand-typed numbers."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dafxlib import document, evaluation as ev, paths, report  # noqa: E402
+from dafxlib import document, paths, report  # noqa: E402
+from dafxlib import evaluation as ev
 from dafxlib.errors import MissingArtifactError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,24 +27,62 @@ NOTEBOOK_06 = ROOT / "notebooks" / "06_evaluation.ipynb"
 def synthetic_results(n: int = 6) -> ev.EvalResults:
     """An evaluation result with every method, two corpora and three effects."""
     rng = np.random.default_rng(0)
-    level = {"do_nothing": 1.0, "random": 1.3, "mean_params": 1.1, "controller_regression": 0.8,
-             "controller_both": 0.9, "controller": 0.8, "ito": 0.7, "oracle": 0.0}
+    level = {
+        "do_nothing": 1.0,
+        "random": 1.3,
+        "mean_params": 1.1,
+        "controller_regression": 0.8,
+        "controller_both": 0.9,
+        "controller": 0.8,
+        "ito": 0.7,
+        "oracle": 0.0,
+    }
     rows, costs = [], []
     for corpus in ("speech", "music"):
         for eff in ("overdrive", "delay", "flanger"):
             for method, b in level.items():
                 for i in range(n):
-                    rows.append({"corpus": corpus, "effect": eff, "seen": eff != "flanger", "method": method,
-                                 "item": i, "clip_id": f"{corpus}{i}", "mrstft": b + 0.1 * rng.random(),
-                                 "msd": b, "sce": 100 * b, "rms": b, "lufs": b,
-                                 "pesq": 4.5 - b if corpus == "speech" else np.nan,
-                                 "param_mae": np.nan if method == "do_nothing" else 0.3 * b,
-                                 "excluded": "", "silent_estimate": False, "render_failed": False})
+                    rows.append(
+                        {
+                            "corpus": corpus,
+                            "effect": eff,
+                            "seen": eff != "flanger",
+                            "method": method,
+                            "item": i,
+                            "clip_id": f"{corpus}{i}",
+                            "mrstft": b + 0.1 * rng.random(),
+                            "msd": b,
+                            "sce": 100 * b,
+                            "rms": b,
+                            "lufs": b,
+                            "pesq": 4.5 - b if corpus == "speech" else np.nan,
+                            "param_mae": np.nan if method == "do_nothing" else 0.3 * b,
+                            "excluded": "",
+                            "silent_estimate": False,
+                            "render_failed": False,
+                        }
+                    )
                 r = {"do_nothing": 0, "ito": 8}.get(method, 1)
-                costs.append({"corpus": corpus, "effect": eff, "method": method, "n": n, "seconds": 0.01 * n,
-                              "renders": r * n, "ms_per_clip": 10.0 * (r + 1), "renders_per_clip": r, "note": ""})
-    return ev.EvalResults(pd.DataFrame(rows), pd.DataFrame(costs), {}, [],
-                          {"bootstrap": 50, "seed": 0, "n_per_cell": n, "ito_budget": 8, "profile": "smoke"})
+                costs.append(
+                    {
+                        "corpus": corpus,
+                        "effect": eff,
+                        "method": method,
+                        "n": n,
+                        "seconds": 0.01 * n,
+                        "renders": r * n,
+                        "ms_per_clip": 10.0 * (r + 1),
+                        "renders_per_clip": r,
+                        "note": "",
+                    }
+                )
+    return ev.EvalResults(
+        pd.DataFrame(rows),
+        pd.DataFrame(costs),
+        {},
+        [],
+        {"bootstrap": 50, "seed": 0, "n_per_cell": n, "ito_budget": 8, "profile": "smoke"},
+    )
 
 
 def notebook_06_figures() -> set[str]:
@@ -51,8 +91,14 @@ def notebook_06_figures() -> set[str]:
     return set(re.findall(r"save_figure\(\s*fig\s*,\s*\"(06_[a-z0-9_]+)\"", src))
 
 
-STAGES = [("01", "01_data"), ("02", "02_vae_training"), ("03", "03_beta_tuning"), ("04", "04_end_to_end"),
-          ("05", "05_latent_control"), ("06", "06_evaluation")]
+STAGES = [
+    ("01", "01_data"),
+    ("02", "02_vae_training"),
+    ("03", "03_beta_tuning"),
+    ("04", "04_end_to_end"),
+    ("05", "05_latent_control"),
+    ("06", "06_evaluation"),
+]
 
 
 @pytest.fixture
@@ -121,8 +167,16 @@ def test_paper_structure_numbered_figures_and_appendix(fake_run):
     html = (fake_run / "report" / "report.html").read_text()
     body = body_of(md)
     heads = re.findall(r"^## (.+)$", body, re.M)
-    for want in ("1 Data", "2 Spectrogram", "3 Beta", "4 End-to-end", "5 Latent", "6 Evaluation", "Limitations",
-                 "Reproduction"):
+    for want in (
+        "1 Data",
+        "2 Spectrogram",
+        "3 Beta",
+        "4 End-to-end",
+        "5 Latent",
+        "6 Evaluation",
+        "Limitations",
+        "Reproduction",
+    ):
         assert any(h.startswith(want) for h in heads), (want, heads)
     assert "**Abstract.**" in body.split("## 1 Data")[0]
     assert heads.index("Limitations") > max(i for i, h in enumerate(heads) if h.startswith("6 Evaluation"))
@@ -135,7 +189,7 @@ def test_paper_structure_numbered_figures_and_appendix(fake_run):
     assert re.search(rf"^\*{ref}: Smoothness", body, re.M)
     assert len(re.findall(r"<figcaption>Figure \d+: ", html)) == len(numbers)
     # every number in the appendix, one collapsible block per notebook; none of them as rows in the body
-    appendix = md[len(body):]
+    appendix = md[len(body) :]
     stamps = report.load_numbers("smoke", with_stamps=True)
     assert all(f"`{k}`" in appendix for k in stamps)
     assert appendix.count('<details markdown="1">') == len({v["notebook"] for v in stamps.values()})
@@ -147,7 +201,10 @@ def test_paper_structure_numbered_figures_and_appendix(fake_run):
 def test_include_inlines_a_section_or_notes_its_absence(fake_run, tmp_path):
     tdir = tmp_path / "tpl"
     tdir.mkdir()
-    (tdir / "t.md").write_text("# T\n\n{{ fig:06_eval_cost | cost }}\n\n{{ include:extra }}\n\nSee {{ ref:06_eval_wins }}.\n")
+    (tdir / "t.md").write_text(
+        "# T\n\n{{ fig:06_eval_cost | cost }}\n\n{{ include:extra }}\n\nSee {{ ref:06_eval_wins }}.\n"
+    )
+
     def build(**kw):
         return document.build_report("smoke", pdf=False, template=tdir / "t.md", log=lambda s: None, **kw)
 
@@ -178,8 +235,9 @@ def test_generated_tables_and_formats(fake_run):
     assert f"{v:.3f}" in table
     assert document.render_table(src, "eval_pesq", None).count("music") == 0  # PESQ: speech only
     assert "beats do-nothing" in document.render_table(src, "eval_wins", None)
-    text, missing = document.render("{{ num:eval.cells | d }} / {{num:eval.speech.delay.oracle.mrstft|.2f}}",
-                                    src, figure_ref=lambda *a: "")
+    text, missing = document.render(
+        "{{ num:eval.cells | d }} / {{num:eval.speech.delay.oracle.mrstft|.2f}}", src, figure_ref=lambda *a: ""
+    )
     assert not missing and text == f"6 / {src.numbers['eval.speech.delay.oracle.mrstft']:.2f}"
 
 
@@ -225,25 +283,25 @@ def test_cli(fake_run, capsys):
 
 #: numbers that may appear in the template's prose, each explicitly allowed
 ALLOWED = [
-    "margin=2cm",        # page geometry
-    "AES 2023",          # the study's venue and year
-    "12 of 27",          # the study's published win count (a fact about the original, not our result)
-    "95th percentile",   # the name of a statistic
-    "16 kHz",            # PESQ's wide-band sample rate
-    "2-D",               # the control plane's dimension, part of the method's name
-    "MUSDB18",           # a dataset's name
-    "LV2",               # a plugin standard's name
+    "margin=2cm",  # page geometry
+    "AES 2023",  # the study's venue and year
+    "12 of 27",  # the study's published win count (a fact about the original, not our result)
+    "95th percentile",  # the name of a statistic
+    "16 kHz",  # PESQ's wide-band sample rate
+    "2-D",  # the control plane's dimension, part of the method's name
+    "MUSDB18",  # a dataset's name
+    "LV2",  # a plugin standard's name
 ]
 
 
 def test_template_holds_no_hand_typed_numbers():
     text = TEMPLATE.read_text()
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
-    text = re.sub(r"<[^>]+>", " ", text)                        # HTML tags (the abstract's box)
+    text = re.sub(r"<[^>]+>", " ", text)  # HTML tags (the abstract's box)
     text = document.PLACEHOLDER_RE.sub(" ", text)
-    text = re.sub(r"`[^`]*`", " ", text)                       # code: notebook names, commands
-    text = re.sub(r"^(#+\s*)\d+\s", r"\1", text, flags=re.M)    # section numbers
-    text = re.sub(r"\*Table \d+:", " ", text)                   # table labels
+    text = re.sub(r"`[^`]*`", " ", text)  # code: notebook names, commands
+    text = re.sub(r"^(#+\s*)\d+\s", r"\1", text, flags=re.M)  # section numbers
+    text = re.sub(r"\*Table \d+:", " ", text)  # table labels
     for token in ALLOWED:
         assert token in text, f"whitelist entry {token!r} is stale"
         text = text.replace(token, " ")

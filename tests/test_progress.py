@@ -1,5 +1,6 @@
 """Live progress of a notebook run: loops report to a file, the runner shows cell, section and counts,
 redrawn in place on a terminal and throttled in a log."""
+
 from __future__ import annotations
 
 import io
@@ -43,8 +44,9 @@ def test_log_lines_are_throttled_and_terminal_lines_redrawn(tmp_path):
     live.file.write_text(json.dumps({"loops": {"sweep configurations": {"done": 1, "total": None}}}))
     live.show()
     live.show()  # nothing changed: no second line
-    live.file.write_text(json.dumps({"loops": {"sweep configurations": {"done": 2, "total": None},
-                                               "epochs": {"done": 3, "total": 14}}}))
+    live.file.write_text(
+        json.dumps({"loops": {"sweep configurations": {"done": 2, "total": None}, "epochs": {"done": 3, "total": 14}}})
+    )
     live.show()
     assert len(live.lines) == 2 and out.getvalue().count("\n") == 2
     assert "03_beta_tuning  cell 2/9 (Sweep) | sweep configurations 2 | epochs 3/14 [###" in live.lines[1]
@@ -62,9 +64,13 @@ def test_log_lines_are_throttled_and_terminal_lines_redrawn(tmp_path):
 
 
 def test_heading_is_the_last_markdown_title_before_the_cell():
-    cells = [nbformat.v4.new_markdown_cell("# Title\ntext"), nbformat.v4.new_code_cell("a = 1"),
-             nbformat.v4.new_markdown_cell("no heading"), nbformat.v4.new_markdown_cell("## Training\n"),
-             nbformat.v4.new_code_cell("b = 2")]
+    cells = [
+        nbformat.v4.new_markdown_cell("# Title\ntext"),
+        nbformat.v4.new_code_cell("a = 1"),
+        nbformat.v4.new_markdown_cell("no heading"),
+        nbformat.v4.new_markdown_cell("## Training\n"),
+        nbformat.v4.new_code_cell("b = 2"),
+    ]
     assert _heading(cells, 1) == "Title" and _heading(cells, 4) == "Training"
 
 
@@ -74,10 +80,14 @@ def test_a_notebook_run_shows_cells_and_loops(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "dafx", "display_name": "Python (dafx)", "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell("## Warm-up"), nbformat.v4.new_code_cell("import time"),
-                nbformat.v4.new_markdown_cell("## Long loop"),
-                nbformat.v4.new_code_cell("from dafxlib import progress\nfor i in progress.track(range(6), 'items'):\n"
-                                          "    time.sleep(0.3)")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("## Warm-up"),
+        nbformat.v4.new_code_cell("import time"),
+        nbformat.v4.new_markdown_cell("## Long loop"),
+        nbformat.v4.new_code_cell(
+            "from dafxlib import progress\nfor i in progress.track(range(6), 'items'):\n    time.sleep(0.3)"
+        ),
+    ]
     src, dst = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, src)
     out = io.StringIO()
