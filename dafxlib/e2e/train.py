@@ -74,9 +74,10 @@ def _lightning_module_class():
         def validation_step(self, batch, batch_idx):
             loss, extra = self._loss(batch, train=False)
             n = batch[0].shape[0]
-            self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=n)
+            # sync_dist: under DDP each process validates its own share; the logged value is their mean
+            self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=n, sync_dist=True)
             for k, v in extra.items():
-                self.log(f"val_{k}", v, on_epoch=True, batch_size=n)
+                self.log(f"val_{k}", v, on_epoch=True, batch_size=n, sync_dist=True)
 
         def configure_optimizers(self):
             return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)

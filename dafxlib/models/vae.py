@@ -261,7 +261,7 @@ class VAEModule(pl.LightningModule):
         recon, mu, logvar, _ = self.vae(x, sample=False)
         loss, rec, kl = vae_loss(recon, x, mu, logvar, self.hparams.beta, self.hparams.reduction)
         self.log_dict({"val_loss": loss, "val_recon": rec, "val_kl": kl}, on_step=False,
-                      on_epoch=True, batch_size=x.shape[0])
+                      on_epoch=True, batch_size=x.shape[0], sync_dist=True)  # DDP: mean over processes
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
