@@ -98,7 +98,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors", "paths", "io", "seeding", "threads", "stats", "config", "progress"),
     ("audio", "spectrogram", "metrics"),
     ("corpus", "datasets", "pairs", "effects", "render", "spsa", "models", "training"),
-    ("analysis", "vae_study", "e2e", "plane", "evaluation", "study"),
+    ("betavae", "e2e", "plane", "evaluation", "study"),
     ("plots", "widgets"),
     ("report", "document", "run_notebooks", "run_progress"),
 ]

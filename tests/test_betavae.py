@@ -1,4 +1,4 @@
-"""dafxlib.analysis and the sweep selection rule."""
+"""dafxlib.betavae.probes (what a latent holds) and the sweep selection rule."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dafxlib.analysis import (active_units, latent_distance_ratio, latent_variances, mi_summary,
+from dafxlib.betavae.probes import (active_units, latent_distance_ratio, latent_variances, mi_summary,
                               mutual_information, probe, reconstruction_stats)
 from dafxlib.config import get_profile
 from dafxlib.errors import ConfigError, DatasetError
 from dafxlib.models.vae import SpecVAE
-from dafxlib.vae_study import config_name, select_config, sweep_configs
+from dafxlib.betavae import config_name, select_config, sweep_configs
 
 
 def test_active_units_counts_varying_dims():

@@ -67,7 +67,7 @@ class _Stop(Exception):
 
 def test_vae_training_and_its_encoder_go_to_the_device(fake_gpu, monkeypatch, tmp_path):
     """train_vae hands the profile's device to Lightning and puts the encoder it returns there."""
-    from dafxlib import vae_study
+    from dafxlib import betavae
 
     monkeypatch.setenv("DAFX_BUILD_DIR", str(tmp_path))
     p = get_profile("smoke")
@@ -82,7 +82,7 @@ def test_vae_training_and_its_encoder_go_to_the_device(fake_gpu, monkeypatch, tm
 
     monkeypatch.setattr(training, "fit", fake_fit)
     with pytest.raises(_Stop):
-        vae_study.train_vae(p, data, progress=False)
+        betavae.train_vae(p, data, progress=False)
     assert seen["accelerator"] == "gpu" and seen["devices"] == "auto" and seen["strategy"] == "auto"
     # the encoder wrapper follows the same setting ("meta" stands in for a GPU: no memory, no CUDA)
     vae = SpecVAE(sp.shape, 4, 2)

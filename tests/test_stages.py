@@ -65,7 +65,7 @@ def test_known_methods_score_known_numbers():
 @pytest.mark.slow
 def test_tiny_vae_training_run_lowers_its_losses(tmp_path, monkeypatch):
     """The VAE stage function on a tiny two-effect dataset: validation loss falls from the first epoch."""
-    from dafxlib import vae_study
+    from dafxlib import betavae
     from dafxlib.pairs import Examples, PairSpecDataset
     from dafxlib.spectrogram import Spectrogrammer
 
@@ -83,9 +83,9 @@ def test_tiny_vae_training_run_lowers_its_losses(tmp_path, monkeypatch):
     sp = Spectrogrammer(prof.spec, SR, HALF)
     train = {k: e.subset(np.arange(40)) for k, e in sets.items()}
     val = {k: e.subset(np.arange(40, 48)) for k, e in sets.items()}
-    data = vae_study.VAEData(prof, sp, train, val, PairSpecDataset(list(train.values()), sp),
+    data = betavae.VAEData(prof, sp, train, val, PairSpecDataset(list(train.values()), sp),
                              PairSpecDataset(list(val.values()), sp))
-    run = vae_study.train_vae(prof, data, progress=False)
+    run = betavae.train_vae(prof, data, progress=False)
     hist = pd.DataFrame(run.fit.history)
     val_loss = hist.dropna(subset=["val_loss"]).groupby("epoch")["val_loss"].last()
     assert len(val_loss) == 6

@@ -19,13 +19,13 @@ Definitions used in the report (notebook 03):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from .errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError
 
 __all__ = ["ACTIVE_THRESHOLD", "latent_variances", "active_units", "ProbeResult", "probe",
            "mutual_information", "mi_summary", "reconstruction_stats", "latent_distance_ratio"]
@@ -127,7 +127,7 @@ def reconstruction_stats(vae, images: torch.Tensor, labels: Sequence | None = No
     ``vae`` is a :class:`~dafxlib.models.vae.SpecVAE` (put in eval mode here). With ``labels``,
     ``recon_<label>`` per group is added.
     """
-    from .models.vae import kl_divergence
+    from ..models.vae import kl_divergence
 
     was = vae.training
     vae.eval()
