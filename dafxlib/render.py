@@ -155,6 +155,7 @@ def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_secon
     """Worker process: build the effect once, then render jobs read from shared memory."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
     effect = pickle.loads(effect_bytes)
+    sum_squares(np.zeros(8, np.float32))  # load the output check's compiled code now, not inside a timed item
     caches: tuple[dict, dict, dict] = ({}, {}, {})
     while True:
         try:
@@ -408,7 +409,7 @@ class RenderPool:
         :class:`EffectError`; failures of single renders are reported in the result.
         """
         if self._closed:
-            raise EffectError("this RenderPool is closed; create a new one")
+            raise EffectError(f"this RenderPool is closed{getattr(self, '_closed_why', '')}; create a new one")
         # process mode checks the audio while copying it into shared memory (one read, not two)
         a, p = self._prepare(audios, params01, check_audio=self.mode != "process")
         b = a.shape[0]
@@ -679,6 +680,7 @@ def _forget_shared_pools_after_fork() -> None:
     for pool, _ in _SHARED.values():
         pool._finalizer.detach()
         pool._closed = True
+        pool._closed_why = " (a shared pool of the parent process, unusable after fork: get one in this process)"
     _SHARED.clear()
 
 
