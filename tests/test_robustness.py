@@ -129,6 +129,36 @@ def test_unguarded_spawn_script_gives_up_with_a_message(tmp_path):
     assert 'if __name__ == "__main__":' in last
 
 
+class _HangsOnLoad(Effect):
+    """Builds in the caller, hangs when a worker process unpickles it (a plugin that never loads)."""
+
+    name = "HangsOnLoad"
+
+    def __init__(self):
+        super().__init__([ParamSpec("gain", 0.0, 1.0, 0.5)])
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if os.environ.get("DAFX_TEST_PARENT") != str(os.getpid()):
+            time.sleep(3600)
+
+    def _render(self, audio, sample_rate, raw):
+        return audio
+
+
+def test_workers_that_never_start_are_bounded_too(monkeypatch):
+    from dafxlib import render
+    from dafxlib.errors import RenderPoolError
+
+    monkeypatch.setattr(render, "STARTUP_GRACE", 0.5)
+    monkeypatch.setenv("DAFX_TEST_PARENT", str(os.getpid()))
+    t0 = time.perf_counter()
+    with pytest.raises(RenderPoolError, match="3 render worker processes in a row started no item"):
+        with render.RenderPool(_HangsOnLoad(), SR, workers=1, mode="process", item_timeout=0.5) as pool:
+            pool.render(np.ones((2, 100), np.float32) * 0.1, np.full((2, 1), 0.5))
+    assert time.perf_counter() - t0 < 60
+
+
 def test_guarded_process_pool_still_renders(tmp_path):
     from dafxlib.render import render_batch
 
