@@ -246,7 +246,7 @@ def main(argv=None) -> int:
     from dafxlib.effects import ALL, get_effect
     from dafxlib.effects.mda import mda_available
     from dafxlib.errors import ConfigError
-    from dafxlib.io import write_json
+    from dafxlib.storage import write_json
     from dafxlib.paths import build_dir
 
     batch = args.batch or (4 if args.quick else 32)

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import io, paths, report
+from . import storage, paths, report
 from .errors import MissingArtifactError
 
 MISSING_MARKER = "MISSING: run notebook"
@@ -129,8 +129,8 @@ def write_fragment(name: str, text: str) -> Path:
             f"fragment name {name!r} must look like NN_lower_case with this notebook's number {ctx.notebook[:2]}"
         )
     path = fragments_dir(ctx.profile.name) / f"{name}.md"
-    io.write_text(path, text.strip() + "\n")
-    io.update_json(
+    storage.write_text(path, text.strip() + "\n")
+    storage.update_json(
         report.provenance_path(ctx.profile.name), lambda p: report._prov_set(p, "fragments", name, ctx.stamp())
     )
     return path
@@ -538,7 +538,7 @@ def _pdf(md_path: Path, pdf_path: Path, resource_dirs: list[Path], log) -> Path 
             "apt-get install pandoc texlive-xetex texlive-fonts-recommended lmodern)"
         )
         return None
-    with io.atomic_path(pdf_path) as tmp:
+    with storage.atomic_path(pdf_path) as tmp:
         proc = subprocess.run(
             [
                 pandoc,
@@ -625,8 +625,8 @@ def build_report(
     title = _yaml_field(front, "title", "dafxlib report")
     byline = ", ".join(v for v in (_yaml_field(front, "author"), _yaml_field(front, "date")) if v)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    io.write_text(md_path, md_text)
-    io.write_text(html_path, _html_page(title, body_html, byline))
+    storage.write_text(md_path, md_text)
+    storage.write_text(html_path, _html_page(title, body_html, byline))
     outputs = [md_path, html_path]
     if missing:
         log(f"report: {len(missing)} missing item(s) marked with '{MISSING_MARKER}'")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import io, paths
+from . import storage, paths
 from .errors import AudioError, DatasetError, EffectError
 from .seeding import derive_seed, stable_hash
 
@@ -74,7 +74,7 @@ class Examples:
                         self.n_failed, list(self.failures))
 
     def save(self, path: str | Path) -> None:
-        io.save_npz(path, x=self.x, y=self.y, y_ref=self.y_ref, p=self.p,
+        storage.save_npz(path, x=self.x, y=self.y, y_ref=self.y_ref, p=self.p,
                     clip_ids=self.clip_ids.astype(str), kinds=self.kinds.astype(str),
                     meta=np.array(json.dumps({"effect": self.effect, "param_names": list(self.param_names),
                                               "sample_rate": self.sample_rate, "n_failed": self.n_failed,
@@ -162,7 +162,7 @@ def cached_examples(profile, effect_key: str, split: str, n: int, tag: str = "tr
     path = _cache_path(profile, key, split, n, tag)
     if path.exists():
         return Examples.load(path)
-    with io.locked(path):
+    with storage.locked(path):
         if path.exists():
             return Examples.load(path)
         if corpus is None:

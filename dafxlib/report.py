@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import io, paths
+from . import storage, paths
 from .config import Profile, get_profile
 from .errors import DafxError
 
@@ -135,8 +135,8 @@ def record_number(key: str, value: Any, *, unit: str | None = None) -> Any:
     if clean is None and value is not None:
         entry["note"] = f"non-finite value {value!r}"
     prof = ctx.profile.name
-    io.update_json(numbers_path(prof), lambda d: {**d, key: entry})
-    io.update_json(provenance_path(prof),
+    storage.update_json(numbers_path(prof), lambda d: {**d, key: entry})
+    storage.update_json(provenance_path(prof),
                    lambda d: _prov_set(d, "numbers", key, {"notebook": ctx.notebook}))
     return clean
 
@@ -152,14 +152,14 @@ def record_numbers(prefix: str, values: Mapping[str, Any]) -> None:
             raise DafxError(f"number key {key!r} must be dotted lower-case words")
         entries[key] = {"value": _clean_value(v), **stamp}
     prof = ctx.profile.name
-    io.update_json(numbers_path(prof), lambda d: {**d, **entries})
+    storage.update_json(numbers_path(prof), lambda d: {**d, **entries})
 
     def upd(d):
         for key in entries:
             d = _prov_set(d, "numbers", key, {"notebook": ctx.notebook})
         return d
 
-    io.update_json(provenance_path(prof), upd)
+    storage.update_json(provenance_path(prof), upd)
 
 
 def save_figure(fig, name: str, *, vector: str = "svg", dpi: int = 100) -> Path:
@@ -172,11 +172,11 @@ def save_figure(fig, name: str, *, vector: str = "svg", dpi: int = 100) -> Path:
     d = paths.figures_dir(ctx.profile.name)
     png = d / f"{name}.png"
     meta = {"Software": f"dafxlib {ctx.notebook} {ctx.profile.name} {ctx.commit}"}
-    with io.atomic_path(png) as tmp:
+    with storage.atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata=meta)
-    with io.atomic_path(d / f"{name}.{vector}") as tmp:
+    with storage.atomic_path(d / f"{name}.{vector}") as tmp:
         fig.savefig(tmp, format=vector, bbox_inches="tight")
-    io.update_json(provenance_path(ctx.profile.name),
+    storage.update_json(provenance_path(ctx.profile.name),
                    lambda p: _prov_set(p, "figures", name,
                                        {**ctx.stamp(), "files": [png.name, f"{name}.{vector}"]}))
     return png
@@ -192,13 +192,13 @@ def record_notebook_time(profile: str, notebook: str, wall_s: float, status: str
         p["profile"] = profile
         return p
 
-    io.update_json(provenance_path(profile), upd)
+    storage.update_json(provenance_path(profile), upd)
 
 
 def record_artifact(key: str, info: Mapping[str, Any]) -> None:
     """Record facts about a build artifact (e.g. corpus build time and size) in provenance."""
     ctx = current()
-    io.update_json(provenance_path(ctx.profile.name),
+    storage.update_json(provenance_path(ctx.profile.name),
                    lambda p: _prov_set(p, "artifacts", key, {**dict(info), **ctx.stamp()}))
 
 
@@ -210,15 +210,15 @@ def _prov_set(d: dict, section: str, key: str, value: Any) -> dict:
 
 
 def load_numbers(profile: str = "default", *, with_stamps: bool = False) -> dict[str, Any]:
-    raw = io.read_json(numbers_path(profile), {})
+    raw = storage.read_json(numbers_path(profile), {})
     return raw if with_stamps else {k: v["value"] for k, v in raw.items()}
 
 
 def load_provenance(profile: str = "default") -> dict[str, Any]:
-    return io.read_json(provenance_path(profile), {})
+    return storage.read_json(provenance_path(profile), {})
 
 
 def clear_notebook_outputs(profile: str, notebook: str) -> None:
     """Forget the numbers a notebook recorded earlier, so a re-run leaves no stale keys."""
-    io.update_json(numbers_path(profile),
+    storage.update_json(numbers_path(profile),
                    lambda d: {k: v for k, v in d.items() if v.get("notebook") != notebook})

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import io, paths, report
+from . import storage, paths, report
 from .config import get_profile, parse_overrides
 from .errors import ConfigError, DafxError
 from .run_progress import ENGINE as PROGRESS_ENGINE
@@ -124,7 +124,7 @@ def _log_skips(profile_name: str, log) -> None:
 
     path = paths.artifact_path(profile_name, SKIPS_ARTIFACT)
     try:
-        info = io.read_json(path)
+        info = storage.read_json(path)
     except DafxError:
         info = None
     if not info or not info.get("n_skipped"):

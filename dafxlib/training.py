@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from . import io
+from . import storage
 from .errors import ConfigError, CorruptFileError, TrainingDivergedError
 from .seeding import stable_hash
 from .threads import set_torch_threads
@@ -344,7 +344,7 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | Non
             w = csv.DictWriter(buf, fieldnames=cols)
             w.writeheader()
             w.writerows(self.rows)
-            io.write_text(run_dir / LOG_CSV, buf.getvalue())
+            storage.write_text(run_dir / LOG_CSV, buf.getvalue())
 
         @staticmethod
         def _metrics(trainer, val: bool) -> dict[str, float]:
@@ -509,7 +509,7 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     ident = {"module": type(module).__name__, "config": _jsonable(cfg),
              "max_epochs": int(max_epochs), "seed": int(seed)}
     h = config_hash(ident)
-    meta = io.read_json(run_dir / RUN_JSON, None)
+    meta = storage.read_json(run_dir / RUN_JSON, None)
 
     if meta is not None and meta.get("hash") != h:
         stale = run_dir / "stale" / str(meta.get("hash", "unknown"))
@@ -539,8 +539,8 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
             if (run_dir / name).exists():
                 (run_dir / name).unlink()
     # temp files of writes a killed run left behind (fit is the only writer of its run folder)
-    io.remove_temp_files(run_dir, (RUN_JSON, LOG_CSV, LAST, FINAL))
-    io.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "running"})
+    storage.remove_temp_files(run_dir, (RUN_JSON, LOG_CSV, LAST, FINAL))
+    storage.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "running"})
 
     lr_setting = lr_setting or LR_SETTINGS.get(type(module).__name__)
     lr = (getattr(module, "hparams", None) or {}).get("lr", cfg.get("lr"))
@@ -598,10 +598,10 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     if trainer.is_global_zero:
         if ckpt_cb.rows:
             ckpt_cb._write_log()
-        io.torch_save({"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        storage.torch_save({"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
                        "config": ident, "hash": h, "epochs": epochs_done,
                        "steps": steps}, final)
-        io.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "done",
+        storage.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "done",
                                            "epochs": epochs_done, "steps": steps,
                                            "wall_s": round(wall, 3),
                                            "trained_epochs": round(trained_epochs, 4)})

@@ -95,7 +95,7 @@ def test_no_import_cycles():
 
 #: DESIGN.md's layers, lowest first; a module may import only from its own layer or below
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "paths", "io", "seeding", "threads", "stats", "config", "progress"),
+    ("errors", "paths", "storage", "seeding", "threads", "stats", "config", "progress"),
     ("audio", "spectrogram", "metrics"),
     ("corpus", "datasets", "pairs", "effects", "render", "spsa", "models", "training"),
     ("betavae", "e2e", "plane", "evaluation", "study"),

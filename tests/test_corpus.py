@@ -289,8 +289,8 @@ def test_user_folder_clips_and_skips(tmp_path):
     assert set(reasons) == {"silent.wav", "short.wav", "broken.wav"}
     assert c.summary()["n_skipped"] == 3
     assert c.skip_reasons() == {"silent": 1, "too short": 1, "unreadable": 1}
-    from dafxlib import io, paths
+    from dafxlib import storage, paths
     from dafxlib.corpus import SKIPS_ARTIFACT
 
-    info = io.read_json(paths.artifact_path(prof.name, SKIPS_ARTIFACT))  # what the runner prints after 01
+    info = storage.read_json(paths.artifact_path(prof.name, SKIPS_ARTIFACT))  # what the runner prints after 01
     assert info["n_skipped"] == 3 and info["n_user_clips"] == 2 and info["by_reason"] == c.skip_reasons()

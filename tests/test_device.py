@@ -98,7 +98,7 @@ def test_load_selected_encoder_uses_the_profile_device(fake_gpu, monkeypatch, tm
     AudioEncoder(SpecVAE(sp.shape, 4, 2), sp, name="t").save(
         encoder_mod.paths.artifact_path(p.name, encoder_mod.SELECTED_CKPT)
     )
-    encoder_mod.io.write_json(encoder_mod.paths.artifact_path(p.name, encoder_mod.SELECTED_JSON), {})
+    encoder_mod.storage.write_json(encoder_mod.paths.artifact_path(p.name, encoder_mod.SELECTED_JSON), {})
     asked = []
     real_load = AudioEncoder.load.__func__
 

@@ -245,9 +245,9 @@ def test_missing_items_fail_loudly_listing_all_or_are_marked(fake_run, tmp_path)
     def drop(d):
         return {k: v for k, v in d.items() if k not in ("eval.cells", "eval.wins.controller_vs_random")}
 
-    from dafxlib import io
+    from dafxlib import storage
 
-    io.update_json(report.numbers_path("smoke"), drop)
+    storage.update_json(report.numbers_path("smoke"), drop)
     (paths.figures_dir("smoke") / "06_eval_mrstft.png").unlink()
     with pytest.raises(MissingArtifactError) as err:
         document.build_report("smoke", pdf=False, log=lambda s: None)

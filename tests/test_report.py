@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from dafxlib import io, report
+from dafxlib import storage, report
 from dafxlib.errors import DafxError
 
 
@@ -75,9 +75,9 @@ def test_clear_notebook_outputs_removes_only_that_notebook(outdir):
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "x.json"
-    io.write_json(target, {"a": 1})
+    storage.write_json(target, {"a": 1})
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with storage.atomic_path(target) as tmp:
             tmp.write_text("half written")
             raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"a": 1}

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from dafxlib import io, run_notebooks
+from dafxlib import storage, run_notebooks
 from dafxlib.config import get_profile, parse_overrides
 from dafxlib.effects import get_effect
 from dafxlib.effects.base import Effect, ParamSpec
@@ -209,7 +209,7 @@ def test_user_folder_without_a_usable_file_is_an_error_before_the_build(build, m
 
 def test_runner_reports_corpus_skips_on_the_terminal(build):
     path = run_notebooks.paths.artifact_path("smoke", "corpus_skipped.json")
-    io.write_json(path, {"n_skipped": 3, "by_reason": {"silent": 2, "unreadable": 1}, "skipped": []})
+    storage.write_json(path, {"n_skipped": 3, "by_reason": {"silent": 2, "unreadable": 1}, "skipped": []})
     lines: list[str] = []
     run_notebooks._log_skips("smoke", lines.append)
     assert lines == [f"  corpus: skipped 3 source(s) (2 silent, 1 unreadable); list in {path}"]
@@ -385,7 +385,7 @@ def test_damaged_json_names_the_file_and_the_corpus_cache_is_rebuilt(tmp_path):
     bad = tmp_path / "index.json"
     bad.write_text('{"version": 2, "clips": [')
     with pytest.raises(CorruptFileError, match=f"{bad} is damaged .*delete it"):
-        io.read_json(bad)
+        storage.read_json(bad)
     assert corpus._load(tmp_path, "smoke") is None  # rebuilt instead of trusted
 
 

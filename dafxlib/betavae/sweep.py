@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import io, paths
+from .. import storage, paths
 from .. import progress as live
 from ..errors import ConfigError, DatasetError
 from .data import ProbeData, VAEData
@@ -143,5 +143,5 @@ def save_selected(profile, run: VAERun, metrics: Mapping[str, Any], reason: str)
             "metrics": {k: (float(v) if v is not None else None) for k, v in metrics.items()},
             "rule": SELECTION_RULE.format(tol=profile.sweep.recon_tolerance), "reason": reason,
             "run_dir": str(run.fit.run_dir), "profile": profile.name, "seed": profile.seed}
-    io.write_json(paths.artifact_path(profile.name, SELECTED_JSON), meta)
+    storage.write_json(paths.artifact_path(profile.name, SELECTED_JSON), meta)
     return meta

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import audio as A
-from .. import io, paths
+from .. import storage, paths
 from ..config import Profile, get_profile
 from ..errors import AudioError, CorruptFileError, DatasetError
 from ..seeding import stable_hash
@@ -245,7 +245,7 @@ def build_corpus(profile: Profile | str, *, rebuild: bool = False, workers: int 
     key = corpus_key(profile)
     cdir = paths.cache_dir(profile.name, "corpus", key)
     workers = workers or max(1, int(profile.effects.workers))
-    with io.locked(cdir / "build"):
+    with storage.locked(cdir / "build"):
         if not rebuild:
             t0 = time.perf_counter()
             cached = _load(cdir, profile.name)
@@ -273,7 +273,7 @@ def write_skip_summary(corpus: Corpus) -> Path:
     """Write the sources the corpus left out (``artifacts/corpus_skipped.json``): the runner
     prints it on the terminal after notebook 01, notebook 01 records the counts as numbers."""
     path = paths.artifact_path(corpus.profile, SKIPS_ARTIFACT)
-    io.write_json(path, {"n_skipped": len(corpus.skipped), "by_reason": corpus.skip_reasons(),
+    storage.write_json(path, {"n_skipped": len(corpus.skipped), "by_reason": corpus.skip_reasons(),
                          "n_user_clips": sum(c.role == "user" for c in corpus.clips),
                          "skipped": [list(s) for s in corpus.skipped]})
     return path
@@ -359,7 +359,7 @@ def _no_usable_user_file(folder: str, skipped: list[tuple[str, str]], seconds: f
 # --------------------------------------------------------------------------- cache
 def _save(corpus: Corpus, cdir: Path) -> None:
     audio = corpus.stack()
-    io.save_npz(cdir / "clips.npz", audio=audio)
+    storage.save_npz(cdir / "clips.npz", audio=audio)
     index = {
         "version": CORPUS_VERSION, "key": corpus.key, "profile": corpus.profile,
         "sample_rate": corpus.sample_rate, "half_samples": corpus.half_samples,
@@ -368,12 +368,12 @@ def _save(corpus: Corpus, cdir: Path) -> None:
         "clips": [{"id": c.id, "kind": c.kind, "source": c.source, "split": c.split,
                    "synthetic": c.synthetic, "meta": c.meta} for c in corpus.clips],
     }
-    io.write_json(cdir / "index.json", index)  # written last: its presence marks a complete cache
+    storage.write_json(cdir / "index.json", index)  # written last: its presence marks a complete cache
 
 
 def _load(cdir: Path, profile_name: str) -> Corpus | None:
     try:
-        index = io.read_json(cdir / "index.json")
+        index = storage.read_json(cdir / "index.json")
     except CorruptFileError as exc:  # a damaged cache is rebuilt, not trusted
         log.warning("%s; rebuilding the corpus", exc)
         return None

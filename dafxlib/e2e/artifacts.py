@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import io, paths
+from .. import storage, paths
 from ..config import Profile, get_profile
 from ..errors import ConfigError, MissingArtifactError
 from ..models.controller import ControllerFeatures, ControllerMLP, ControllerPredictor
@@ -83,7 +83,7 @@ def _update_best(profile: Profile, effect_key: str, signal: str, val_mrstft: flo
         d[effect_key] = e
         return d
 
-    io.update_json(paths.artifact_path(profile.name, BEST_JSON), upd)
+    storage.update_json(paths.artifact_path(profile.name, BEST_JSON), upd)
 
 
 def _write_best(profile: Profile, effect_key: str, scores: Mapping[str, float]) -> None:
@@ -94,7 +94,7 @@ def _write_best(profile: Profile, effect_key: str, scores: Mapping[str, float]) 
         d[effect_key] = {"val_mrstft": sc, "signal": min(sc, key=lambda s: (sc[s], _PREFERENCE.index(s)))}
         return d
 
-    io.update_json(paths.artifact_path(profile.name, BEST_JSON), upd)
+    storage.update_json(paths.artifact_path(profile.name, BEST_JSON), upd)
 
 
 def _predictor_from_blob(blob: Mapping[str, Any], features: ControllerFeatures | None) -> ControllerPredictor:
@@ -140,7 +140,7 @@ def best_signal(profile: Profile | str, effect_key: str) -> str:
     """The signal with the lowest validation MR-STFT for ``effect_key`` (from notebook 04)."""
     profile = _profile(profile)
     path = paths.require_artifact(profile.name, BEST_JSON, made_by=MADE_BY)
-    d = io.read_json(path, {})
+    d = storage.read_json(path, {})
     key = effect_key.lower()
     if key not in d:
         raise MissingArtifactError(f"no controller was trained for effect {key!r} in profile {profile.name!r} "

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io, paths
+from .. import storage, paths
 from ..config import Profile
 from ..models.controller import ControllerFeatures
 from ..seeding import array_hash, stable_hash
@@ -65,7 +65,7 @@ def load_data(profile: Profile, effect_key: str, split: str, n: int, features: C
             feats = None
     if feats is None or feats.shape[0] != p.shape[0]:
         feats = features(ex.x, ex.y_ref)
-        io.save_npz(cache, features=feats)
+        storage.save_npz(cache, features=feats)
     return ControllerData(effect_key=effect_key, split=split, x=np.asarray(ex.x, np.float32),
                           y=np.asarray(ex.y, np.float32), y_ref=np.asarray(ex.y_ref, np.float32), p=p,
                           features=np.asarray(feats, np.float32), clip_ids=clip_ids)

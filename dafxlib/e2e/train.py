@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import io, paths
+from .. import storage, paths
 from ..config import Profile
 from ..errors import ConfigError, EffectError
 from ..models.controller import ControllerFeatures, ControllerMLP, ControllerPredictor
@@ -297,7 +297,7 @@ def _train_controller(profile: Profile, effect, signal: str, train: ControllerDa
             "feature_blocks": list(feats_obj.blocks) if feats_obj else list(cfg.features),
             "encoder": fingerprint, "val": val_scores, "history": history, "wall_s": wall,
             "steps": int(res.steps), "spsa": spsa_stats}
-    io.torch_save(blob, art)
+    storage.torch_save(blob, art)
     pred.info = {"hash": h, "val": val_scores, "encoder": fingerprint}
     _update_best(profile, key, signal, val_scores["mrstft"])
     return TrainedController(key, signal, pred, art, history, val_scores, wall, False, int(res.steps), spsa_stats)

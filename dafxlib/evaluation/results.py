@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io, paths
+from .. import storage, paths
 from ..config import Profile
 from ..errors import MissingArtifactError
 from ..seeding import stable_hash
@@ -109,11 +109,11 @@ def cache_key(profile: Profile, methods, effects, corpora, effect_prints: Sequen
 
 def save_results(res: EvalResults, profile: str) -> Path:
     d = results_dir(profile)
-    with io.atomic_path(d / "results.csv") as tmp:
+    with storage.atomic_path(d / "results.csv") as tmp:
         res.table.to_csv(tmp, index=False)
-    with io.atomic_path(d / "costs.csv") as tmp:
+    with storage.atomic_path(d / "costs.csv") as tmp:
         res.costs.to_csv(tmp, index=False)
-    io.write_json(d / "meta.json", {**res.meta, "reports": res.reports, "skipped": res.skipped})
+    storage.write_json(d / "meta.json", {**res.meta, "reports": res.reports, "skipped": res.skipped})
     return d
 
 
@@ -125,7 +125,7 @@ def load_results(profile: str) -> EvalResults:
     if not (d / "meta.json").exists() or not (d / "results.csv").exists():
         raise MissingArtifactError(f"no evaluation results for profile {profile!r} in {d}; "
                                    f"run notebook 06_evaluation first (./run_all.sh --profile {profile} --only 06)")
-    meta = io.read_json(d / "meta.json")
+    meta = storage.read_json(d / "meta.json")
     table = pd.read_csv(d / "results.csv", dtype={"clip_id": str})
     costs = pd.read_csv(d / "costs.csv")
     text = lambda col: ["" if isinstance(v, float) and np.isnan(v) else str(v) for v in col]  # noqa: E731

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io, paths
+from .. import storage, paths
 from ..config import Profile
 from ..errors import DatasetError
 from ..seeding import array_hash, mix_seed, stable_hash
@@ -122,5 +122,5 @@ def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_ke
     es = EvalSet(corpus_name, effect_key, np.asarray(ex.x, np.float32), np.asarray(ex.y, np.float32),
                  np.asarray(ex.y_ref, np.float32), np.asarray(ex.p, np.float32),
                  [str(s) for s in ex.clip_ids], sr)
-    io.save_npz(path, x=es.x, y=es.y, y_ref=es.y_ref, p=es.p, clip_ids=np.array(es.clip_ids))
+    storage.save_npz(path, x=es.x, y=es.y, y_ref=es.y_ref, p=es.p, clip_ids=np.array(es.clip_ids))
     return es

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .. import io, paths
+from .. import storage, paths
 from ..errors import AudioError, ConfigError, MissingArtifactError
 from ..spectrogram import NormStats, Spectrogrammer
 from .vae import SpecVAE
@@ -161,7 +161,7 @@ class AudioEncoder:
     # -- persistence
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
         v = self.vae
-        io.torch_save({"state_dict": {k: t.detach().cpu() for k, t in v.state_dict().items()},
+        storage.torch_save({"state_dict": {k: t.detach().cpu() for k, t in v.state_dict().items()},
                        "vae": {"shape": list(v.shape), "latent_dim": v.latent_dim,
                                "base_channels": v.base_channels, "mode": v.mode, "head": v.head,
                                "condition": v.condition},
@@ -196,7 +196,7 @@ def load_selected_encoder(profile, device: str | torch.device | None = None) -> 
     """The encoder notebook 03 selected for ``profile`` (raises MissingArtifactError if absent),
     on ``device`` (default: the profile's ``runtime.device``, i.e. the GPU when there is one)."""
     meta_path = paths.require_artifact(profile.name, SELECTED_JSON, made_by="03_beta_tuning")
-    meta = io.read_json(meta_path, {})
+    meta = storage.read_json(meta_path, {})
     ckpt = paths.artifact_path(profile.name, meta.get("checkpoint", SELECTED_CKPT))
     if not ckpt.exists():
         raise MissingArtifactError(f"{SELECTED_JSON} names {ckpt}, which is missing; re-run notebook "

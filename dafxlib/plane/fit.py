@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import io, paths
+from .. import storage, paths
 from ..errors import ConfigError, MissingArtifactError
 from .embed import SettingsEmbedding
 
@@ -205,7 +205,7 @@ class LatentPlane:
         npz = paths.artifact_path(profile_name, f"latent/{self.effect_key}.npz")
         npz.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"desc_{k}": v for k, v in self.descriptors.items()}
-        io.save_npz(npz, points=self.points, z=self.z, params01=self.params01, grid_x=self.grid_x,
+        storage.save_npz(npz, points=self.points, z=self.z, params01=self.params01, grid_x=self.grid_x,
                     grid_y=self.grid_y, grid_latent=self.grid_latent,
                     scalars=np.array([self.support_radius, self.bandwidth, self.z_scale]),
                     z_center=self.z_center if self.z_center is not None else np.zeros(self.z.shape[1]),
@@ -214,7 +214,7 @@ class LatentPlane:
         out = {"npz": str(npz)}
         if self.model is not None:
             pkl = npz.with_suffix(".pkl")
-            with io.atomic_path(pkl) as tmp:
+            with storage.atomic_path(pkl) as tmp:
                 with open(tmp, "wb") as fh:
                     pickle.dump(self.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
             out["pkl"] = str(pkl)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import audio as A
-from .. import io
+from .. import storage
 from ..errors import ConfigError
 
 CONDITIONS: tuple[str, ...] = ("anchor", "anchor35", "controller", "ito", "do_nothing")
@@ -138,10 +138,10 @@ def write_kit(
         for name, a in sounds.items():
             x = A.loudness_normalise(A.fade(np.asarray(a, np.float32), t.sample_rate), t.sample_rate, target_lufs)
             levels[name] = A.loudness(x, t.sample_rate)
-            with io.atomic_path(out / "stimuli" / t.page_id / f"{name}.wav") as tmp:
+            with storage.atomic_path(out / "stimuli" / t.page_id / f"{name}.wav") as tmp:
                 sf.write(tmp, x, t.sample_rate, subtype="PCM_16", format="WAV")
         pages.append({"id": t.page_id, "effect": t.effect, "example": t.example, "lufs": levels, **t.info})
-    io.write_text(out / "configs" / f"{test_id}.yaml", webmushra_yaml(trials, "stimuli", test_id=test_id))
+    storage.write_text(out / "configs" / f"{test_id}.yaml", webmushra_yaml(trials, "stimuli", test_id=test_id))
     manifest = {
         "test_id": test_id,
         "target_lufs": target_lufs,
@@ -150,7 +150,7 @@ def write_kit(
         "results": "webMUSHRA writes results/<test_id>/mushra.csv; analyse it with "
         "dafxlib.study.mushra.analyse(path, model='controller')",
     }
-    io.write_json(out / "manifest.json", manifest)
+    storage.write_json(out / "manifest.json", manifest)
     return manifest
 
 

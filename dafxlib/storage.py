@@ -1,4 +1,4 @@
-"""Atomic writes: a killed run never leaves a half-written file behind."""
+"""Atomic, locked file writes (JSON, npz, torch): a killed run never leaves a half-written file behind."""
 from __future__ import annotations
 
 import contextlib
