@@ -19,13 +19,14 @@ re-render and map back to the plane ourselves. A move redraws only the moving ar
 ~150-300 ms for a full redraw), and drags are throttled so events never queue behind
 renders. :func:`measure_latency` and :func:`measure_draw` time both halves.
 """
+
 from __future__ import annotations
 
 import io as _io
 import time
 import wave
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -57,10 +58,20 @@ class ControlSurface:
     :class:`~dafxlib.effects.base.Effect`; ``clips`` maps clip ids to mono float32 audio.
     """
 
-    def __init__(self, planes: Mapping[str, object], effects: Mapping[str, object],
-                 clips: Mapping[str, np.ndarray], sample_rate: int, *, n_fft: int = 512, hop: int = 256,
-                 compression: str = "power", power: float = 0.3, effect: str | None = None,
-                 clip: str | None = None):
+    def __init__(
+        self,
+        planes: Mapping[str, object],
+        effects: Mapping[str, object],
+        clips: Mapping[str, np.ndarray],
+        sample_rate: int,
+        *,
+        n_fft: int = 512,
+        hop: int = 256,
+        compression: str = "power",
+        power: float = 0.3,
+        effect: str | None = None,
+        clip: str | None = None,
+    ):
         if not planes:
             raise ConfigError("ControlSurface needs at least one fitted plane (run notebook 05)")
         missing = sorted(set(planes) - set(effects))
@@ -81,9 +92,16 @@ class ControlSurface:
         self.set_effect(effect if effect is not None else next(iter(self.planes)))
 
     @classmethod
-    def from_profile(cls, profile, *, planes: Mapping[str, object] | None = None,
-                     effect_keys: Sequence[str] | None = None, corpus=None, n_clips: int = 4,
-                     split: str = "test") -> "ControlSurface":
+    def from_profile(
+        cls,
+        profile,
+        *,
+        planes: Mapping[str, object] | None = None,
+        effect_keys: Sequence[str] | None = None,
+        corpus=None,
+        n_clips: int = 4,
+        split: str = "test",
+    ) -> ControlSurface:
         """Load the planes notebook 05 saved (or take ``planes``), the effects and a few
         ``split`` clips (whole clips, halves A and B) of the profile's corpus."""
         from . import plane
@@ -99,8 +117,16 @@ class ControlSurface:
             corpus = build_corpus(profile)
         clips = plane.select_clips(corpus, split, n_clips, 2 * profile.half_samples, profile.seed + 2)
         s = profile.spec
-        return cls(planes, effects, clips, profile.data.sample_rate, n_fft=s.n_fft, hop=s.hop,
-                   compression=s.compression, power=s.power)
+        return cls(
+            planes,
+            effects,
+            clips,
+            profile.data.sample_rate,
+            n_fft=s.n_fft,
+            hop=s.hop,
+            compression=s.compression,
+            power=s.power,
+        )
 
     # ---- state --------------------------------------------------------------------------
     @property
@@ -171,10 +197,18 @@ class ControlSurface:
         t2 = time.perf_counter()
         spec = self.spectrogram(audio)
         t3 = time.perf_counter()
-        self.last = Update(effect=self.key, point=q, requested=req, params01=p,
-                           raw_params=self.effect.to_raw(p), audio=audio, spectrogram=spec,
-                           clamped=bool(clamped), latency_s=t3 - t0,
-                           timings={"map": t1 - t0, "render": t2 - t1, "spectrogram": t3 - t2})
+        self.last = Update(
+            effect=self.key,
+            point=q,
+            requested=req,
+            params01=p,
+            raw_params=self.effect.to_raw(p),
+            audio=audio,
+            spectrogram=spec,
+            clamped=bool(clamped),
+            latency_s=t3 - t0,
+            timings={"map": t1 - t0, "render": t2 - t1, "spectrogram": t3 - t2},
+        )
         return self.last
 
     def path_point(self, a, b, t: float) -> np.ndarray:
@@ -192,8 +226,9 @@ class ControlSurface:
         return u
 
 
-def measure_latency(surface: ControlSurface, *, n_moves: int = 50, seed: int = 0,
-                    margin: float = 0.1) -> dict[str, object]:
+def measure_latency(
+    surface: ControlSurface, *, n_moves: int = 50, seed: int = 0, margin: float = 0.1
+) -> dict[str, object]:
     """Time ``n_moves`` random moves (map + render + spectrogram), cycling through the
     effects (switching is not timed). Points are uniform over the settings' bounding box
     widened by ``margin``, so some are clamped, as real clicks would be."""
@@ -213,22 +248,26 @@ def measure_latency(surface: ControlSurface, *, n_moves: int = 50, seed: int = 0
         per_effect.setdefault(k, []).append(u.latency_s)
         n_clamped += u.clamped
     ms = 1000 * np.asarray(lat)
-    return {"move_ms_median": float(np.median(ms)), "move_ms_p95": float(np.percentile(ms, 95)),
-            "move_ms_max": float(ms.max()), "n_moves": n_moves, "clamped_frac": n_clamped / n_moves,
-            **{f"{name}_ms_median": 1000 * float(np.median(v)) for name, v in parts.items()},
-            "per_effect_ms_median": {k: 1000 * float(np.median(v)) for k, v in per_effect.items()},
-            "all_ms": ms.tolist()}
+    return {
+        "move_ms_median": float(np.median(ms)),
+        "move_ms_p95": float(np.percentile(ms, 95)),
+        "move_ms_max": float(ms.max()),
+        "n_moves": n_moves,
+        "clamped_frac": n_clamped / n_moves,
+        **{f"{name}_ms_median": 1000 * float(np.median(v)) for name, v in parts.items()},
+        "per_effect_ms_median": {k: 1000 * float(np.median(v)) for k, v in per_effect.items()},
+        "all_ms": ms.tolist(),
+    }
 
 
-def measure_draw(surface: ControlSurface, *, n_moves: int = 20, seed: int = 0,
-                 figsize=(10.0, 3.4)) -> dict[str, float]:
+def measure_draw(surface: ControlSurface, *, n_moves: int = 20, seed: int = 0, figsize=(10.0, 3.4)) -> dict[str, float]:
     """Time the explorer's redraw after a move, as the live widget does it in the kernel:
-    blitted update of the moving artists on the Agg canvas, then PNG encoding of the
-    frame (ipympl sends PNG frames). Also times one full redraw (effect switch). The
+    blitted update of the moving artists on the Agg canvas, then PNG encoding of the whole
+    frame at zlib level 1 (what :func:`full_frames` makes ipympl send). Also times one full redraw (effect switch). The
     browser's decoding and the transfer are not included."""
-    from PIL import Image
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from PIL import Image
 
     from .plots.plane import ExplorerFigure
 
@@ -247,11 +286,14 @@ def measure_draw(surface: ControlSurface, *, n_moves: int = 20, seed: int = 0,
         view.update(u)
         frame = np.asarray(fig.canvas.buffer_rgba())
         with _io.BytesIO() as png:
-            Image.fromarray(frame).save(png, format="png")
+            Image.fromarray(frame).save(png, format="png", compress_level=1)  # as full_frames sends it
         times.append(time.perf_counter() - t)
     ms = 1000 * np.asarray(times)
-    return {"draw_ms_median": float(np.median(ms)), "draw_ms_p95": float(np.percentile(ms, 95)),
-            "full_draw_ms": full_ms}
+    return {
+        "draw_ms_median": float(np.median(ms)),
+        "draw_ms_p95": float(np.percentile(ms, 95)),
+        "full_draw_ms": full_ms,
+    }
 
 
 def grid_updates(surface: ControlSurface, n: int = 4, *, inset: float = 0.1) -> list[Update]:
@@ -337,8 +379,10 @@ class Explorer:
         from .plots.plane import ExplorerFigure
 
         if not _widget_backend():
-            raise DafxError("the explorer needs the ipympl backend: run `%matplotlib widget` in the "
-                            "notebook first (in papermill runs, use the static snapshot figure)")
+            raise DafxError(
+                "the explorer needs the ipympl backend: run `%matplotlib widget` in the "
+                "notebook first (in papermill runs, use the static snapshot figure)"
+            )
         self.surface = surface
         self.throttle_s = float(throttle_s)
         self.figsize = tuple(figsize)
@@ -354,8 +398,12 @@ class Explorer:
         with plt.ioff():
             self.fig = plt.figure(figsize=figsize)
         canvas = self.fig.canvas
-        for attr, val in (("header_visible", False), ("footer_visible", False), ("toolbar_visible", False),
-                          ("resizable", False)):
+        for attr, val in (
+            ("header_visible", False),
+            ("footer_visible", False),
+            ("toolbar_visible", False),
+            ("resizable", False),
+        ):
             if hasattr(canvas, attr):
                 setattr(canvas, attr, val)
         full_frames(canvas)
@@ -363,8 +411,9 @@ class Explorer:
         self.effect_dd = W.Dropdown(options=surface.effect_keys, value=surface.key, description="effect")
         self.clip_dd = W.Dropdown(options=surface.clip_ids, value=surface.clip_id, description="clip")
         self.mode = W.ToggleButtons(options=list(self.MODES), value="move")
-        self.slider = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="A -> B",
-                                    continuous_update=True, readout_format=".2f")
+        self.slider = W.FloatSlider(
+            value=0.0, min=0.0, max=1.0, step=0.01, description="A -> B", continuous_update=True, readout_format=".2f"
+        )
         self.autoplay = W.Checkbox(value=False, description="autoplay")
         self.player = W.Audio(value=b"", format="wav", autoplay=False, controls=True, loop=False)
         self.status = W.HTML()
@@ -375,8 +424,16 @@ class Explorer:
         canvas.mpl_connect("button_press_event", self._on_press)
         canvas.mpl_connect("motion_notify_event", self._on_motion)
         canvas.mpl_connect("button_release_event", self._on_release)
-        self.widget = W.VBox([W.HBox([self.effect_dd, self.clip_dd]), self.mode, canvas,
-                              W.HBox([self.slider, self.autoplay]), self.player, self.status])
+        self.widget = W.VBox(
+            [
+                W.HBox([self.effect_dd, self.clip_dd]),
+                self.mode,
+                canvas,
+                W.HBox([self.slider, self.autoplay]),
+                self.player,
+                self.status,
+            ]
+        )
         self.apply(surface.last)
 
     def _ipython_display_(self):
@@ -398,16 +455,22 @@ class Explorer:
         t2 = time.perf_counter()
         self._shown = np.asarray(update.requested, dtype=np.float64).copy()
         start = t_event if t_event is not None else t0 - update.latency_s
-        self.last_timing = {"compute_ms": 1000 * update.latency_s, "frame_ms": 1000 * (t1 - t0),
-                            "audio_ms": 1000 * (t2 - t1), "kernel_ms": 1000 * (t2 - start)}
+        self.last_timing = {
+            "compute_ms": 1000 * update.latency_s,
+            "frame_ms": 1000 * (t1 - t0),
+            "audio_ms": 1000 * (t2 - t1),
+            "kernel_ms": 1000 * (t2 - start),
+        }
         raw = ", ".join(f"{k} {v:.3g}" for k, v in update.raw_params.items())
         note = " <b>(clamped to the plane)</b>" if update.clamped else ""
         tm = self.last_timing
-        self.status.value = (f"{update.effect}: {raw}{note}<br>last move: {tm['kernel_ms']:.0f} ms in the kernel "
-                             f"from mouse event to frame and audio sent (compute {tm['compute_ms']:.0f} ms, "
-                             f"frame {tm['frame_ms']:.0f} ms, audio {tm['audio_ms']:.0f} ms); transfer and "
-                             f"drawing in the browser come on top. Moves computed {self.n_computed}, "
-                             f"drag events skipped {self.n_skipped}.")
+        self.status.value = (
+            f"{update.effect}: {raw}{note}<br>last move: {tm['kernel_ms']:.0f} ms in the kernel "
+            f"from mouse event to frame and audio sent (compute {tm['compute_ms']:.0f} ms, "
+            f"frame {tm['frame_ms']:.0f} ms, audio {tm['audio_ms']:.0f} ms); transfer and "
+            f"drawing in the browser come on top. Moves computed {self.n_computed}, "
+            f"drag events skipped {self.n_skipped}."
+        )
         self._last_frame = time.perf_counter()
 
     def full_redraw(self) -> None:
@@ -497,13 +560,14 @@ class Explorer:
 
         from .plots.plane import ExplorerFigure
 
-        fig = Figure(figsize=self.fig.get_size_inches(), dpi=self.fig.dpi)
-        FigureCanvasAgg(fig)
+        w, h = (float(v) for v in self.fig.get_size_inches())
+        fig = Figure(figsize=(w, h), dpi=self.fig.dpi)
+        canvas = FigureCanvasAgg(fig)
         view = ExplorerFigure(fig, self.surface, blit=False)
         view.set_path(self.surface.a, self.surface.b, draw=False)
         view.update(self.surface.last)
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba()).copy()
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
 
     def _on_slider(self, change) -> None:
         if self._quiet:

@@ -1,6 +1,7 @@
 """The explorer's callback logic, headless: a point in gives parameters and audio out,
 points outside the plane are clamped, switching effect rebuilds the state. Planes are
 built from synthetic points (no UMAP), so this file needs no numba JIT."""
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,9 @@ class Crush(Effect):
     name = "Crush"
 
     def __init__(self):
-        super().__init__([ParamSpec("bits", 2.0, 12.0, 8.0), ParamSpec("level", 0.1, 1.0, 1.0),
-                          ParamSpec("tone", 0.0, 1.0, 0.5)])
+        super().__init__(
+            [ParamSpec("bits", 2.0, 12.0, 8.0), ParamSpec("level", 0.1, 1.0, 1.0), ParamSpec("tone", 0.0, 1.0, 0.5)]
+        )
 
     def _render(self, audio, sample_rate, raw):
         q = 2.0 ** round(raw["bits"])
@@ -47,15 +49,28 @@ def plane_for(key, n_params, seed):
     dec = control.KernelDecoder.fit(pts, p)
     g = np.linspace(-6, 6, 4)
     gl = np.zeros((4, 4, 3))
-    return control.LatentPlane(key, [f"p{j}" for j in range(n_params)], pts, np.zeros((150, 3)), p, {},
-                              g, g, gl, support_radius=0.8, bandwidth=dec.bandwidth)
+    return control.LatentPlane(
+        key,
+        [f"p{j}" for j in range(n_params)],
+        pts,
+        np.zeros((150, 3)),
+        p,
+        {},
+        g,
+        g,
+        gl,
+        support_radius=0.8,
+        bandwidth=dec.bandwidth,
+    )
 
 
 @pytest.fixture
 def surface():
     rng = np.random.default_rng(0)
-    clips = {"noise": (0.3 * rng.standard_normal(4000)).astype(np.float32),
-             "tone": (0.5 * np.sin(2 * np.pi * 220 * np.arange(3000) / SR)).astype(np.float32)}
+    clips = {
+        "noise": (0.3 * rng.standard_normal(4000)).astype(np.float32),
+        "tone": (0.5 * np.sin(2 * np.pi * 220 * np.arange(3000) / SR)).astype(np.float32),
+    }
     planes = {"gain": plane_for("gain", 2, 1), "crush": plane_for("crush", 3, 2)}
     return ControlSurface(planes, {"gain": Gain(), "crush": Crush()}, clips, SR, n_fft=256, hop=128)
 
@@ -169,8 +184,9 @@ def test_snapshot_and_explorer_wiring(surface, tmp_path):
         assert ex.view._bg is not None
         ax = ex.view.ax_plane
         x, y = ax.transData.transform((3.0, 0.5))
-        ex.fig.canvas.callbacks.process("button_press_event",
-                                        MouseEvent("button_press_event", ex.fig.canvas, x, y, button=1))
+        ex.fig.canvas.callbacks.process(
+            "button_press_event", MouseEvent("button_press_event", ex.fig.canvas, x, y, button=1)
+        )
         assert surface.last.requested == pytest.approx([3.0, 0.5], abs=1e-6)
         assert "gain" in ex.status.value
         assert ex.view.bars[0].get_width() == pytest.approx(surface.last.params01[0])
@@ -220,23 +236,41 @@ def test_plot_functions_draw_synthetic_planes(surface):
     from dafxlib.plots import plane as lp
 
     planes = surface.planes
-    figs = [lp.plot_planes_by_parameter(planes), lp.plot_domain_colouring(planes["crush"]),
-            lp.plot_grid_latent(planes["gain"], dims=2),
-            lp.plot_planes_by_effect(np.vstack([planes["gain"].points, planes["crush"].points]),
-                                     ["gain"] * 150 + ["crush"] * 150)]
+    figs = [
+        lp.plot_planes_by_parameter(planes),
+        lp.plot_domain_colouring(planes["crush"]),
+        lp.plot_grid_latent(planes["gain"], dims=2),
+        lp.plot_planes_by_effect(
+            np.vstack([planes["gain"].points, planes["crush"].points]), ["gain"] * 150 + ["crush"] * 150
+        ),
+    ]
     assert sum(ax.get_visible() and ax.axison for ax in figs[0].axes) >= 5  # 2 + 3 panels (+ colour bar)
     assert len(figs[1].axes) == 1 + 3  # plane + 3 parameter pairs
     ups = grid_updates(surface, 2)
     figs.append(lp.plot_spectrogram_grid(surface.plane, ups, 2, SR))
     assert len(figs[-1].axes) == 1 + 4
-    prof = control.PathProfile(t=np.linspace(0, 1, 5), points=np.zeros((5, 2)), clamped=np.array([0, 1, 0, 0, 0], bool),
-                              params01=np.full((5, 2), 0.5), descriptors={"rms_db": np.arange(5.0)},
-                              waypoints=np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]))
+    prof = control.PathProfile(
+        t=np.linspace(0, 1, 5),
+        points=np.zeros((5, 2)),
+        clamped=np.array([0, 1, 0, 0, 0], bool),
+        params01=np.full((5, 2), 0.5),
+        descriptors={"rms_db": np.arange(5.0)},
+        waypoints=np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]),
+    )
     surface.set_effect("gain")
     figs.append(lp.plot_path(surface.plane, prof))
     assert len(figs[-1].axes) == 3
-    q = {"gain": {"smoothness": 1.0, "coverage": 0.5, "roundtrip_mae": 0.2, "roundtrip_mae_baseline": 0.25,
-                  "rho_centroid": 0.5, "rho_lowfreq": -0.2, "rho_rms": 0.9}}
+    q = {
+        "gain": {
+            "smoothness": 1.0,
+            "coverage": 0.5,
+            "roundtrip_mae": 0.2,
+            "roundtrip_mae_baseline": 0.25,
+            "rho_centroid": 0.5,
+            "rho_lowfreq": -0.2,
+            "rho_rms": 0.9,
+        }
+    }
     figs += [lp.plot_quality(q), lp.plot_latency({"all_ms": [1.0, 2.0, 3.0]}, 2500.0)]
     for f in figs:
         f.canvas.draw()

@@ -1,7 +1,8 @@
 """Figures of notebook 05: control planes, domain colouring, paths, quality and the explorer."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -33,16 +34,23 @@ def plot_planes_by_effect(points: np.ndarray, labels: Sequence[str]):
     labels = np.asarray(labels)
     for key in dict.fromkeys(labels):
         m = labels == key
-        ax.scatter(points[m, 0], points[m, 1], s=6, alpha=0.7, color=effect_color(key), rasterized=True,
-                   marker="o" if key in SEEN else "^", label=f"{key}{'' if key in SEEN else ' (unseen)'}")
+        ax.scatter(
+            points[m, 0],
+            points[m, 1],
+            s=6,
+            alpha=0.7,
+            color=effect_color(key),
+            rasterized=True,
+            marker="o" if key in SEEN else "^",
+            label=f"{key}{'' if key in SEEN else ' (unseen)'}",
+        )
     _clean(ax)
     ax.set_title("settings of every effect in one UMAP of the encoder's embeddings")
     ax.legend(markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return fig
 
 
-def plot_planes_by_parameter(planes: Mapping[str, object], *, res: int = 40, max_dots: int = 150,
-                             seed: int = 0):
+def plot_planes_by_parameter(planes: Mapping[str, object], *, res: int = 40, max_dots: int = 150, seed: int = 0):
     """Per effect (rows) and parameter (columns): the decoder's parameter field over the
     plane's support (image) with the embedded settings' true values on top (dots, same
     scale; at most ``max_dots`` per effect, a seeded subsample, to keep the figure light)."""
@@ -61,11 +69,30 @@ def plot_planes_by_parameter(planes: Mapping[str, object], *, res: int = 40, max
             if c >= pl.n_params:
                 ax.axis("off")
                 continue
-            im = ax.imshow(_support_image(pl, pred[:, c], res), origin="lower", extent=_bbox(pl),
-                           cmap="viridis", vmin=0, vmax=1, alpha=0.75, aspect="auto", rasterized=True,
-                           interpolation="nearest")
-            ax.scatter(pl.points[sub, 0], pl.points[sub, 1], c=pl.params01[sub, c], cmap="viridis", vmin=0,
-                       vmax=1, s=3, linewidths=0.15, edgecolors="k", rasterized=True)
+            im = ax.imshow(
+                _support_image(pl, pred[:, c], res),
+                origin="lower",
+                extent=_bbox(pl),
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                alpha=0.75,
+                aspect="auto",
+                rasterized=True,
+                interpolation="nearest",
+            )
+            ax.scatter(
+                pl.points[sub, 0],
+                pl.points[sub, 1],
+                c=pl.params01[sub, c],
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                s=3,
+                linewidths=0.15,
+                edgecolors="k",
+                rasterized=True,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(pl.param_names[c], fontsize=7)
@@ -97,8 +124,9 @@ def plot_domain_colouring(plane, *, max_pairs: int = 4):
     ax.set_title(f"{plane.effect_key}: plane (colour wheel)")
     for n, (i, j) in enumerate(pairs):
         ax = axes[0, n + 1]
-        ax.scatter(plane.params01[:, i], plane.params01[:, j], c=col, s=8, linewidths=0.2, edgecolors="k",
-                   rasterized=True)
+        ax.scatter(
+            plane.params01[:, i], plane.params01[:, j], c=col, s=8, linewidths=0.2, edgecolors="k", rasterized=True
+        )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel(plane.param_names[i])
@@ -113,15 +141,25 @@ def plot_grid_latent(plane, *, dims: int = 4):
     grid, bilinear-interpolated over the plane (settings' points on top)."""
     D = plane.grid_latent.shape[-1]
     var = plane.z.var(axis=0)
-    order = np.argsort(var)[::-1][:min(dims, D)]
+    order = np.argsort(var)[::-1][: min(dims, D)]
     fig, axes = new_figure(1, len(order), width=2.3 * len(order), row_height=2.4)
     ext = (plane.grid_x[0], plane.grid_x[-1], plane.grid_y[0], plane.grid_y[-1])
     for ax, d in zip(axes[0], order):
-        ax.imshow(plane.grid_latent[..., d], origin="lower", extent=ext, cmap="coolwarm", aspect="auto",
-                  rasterized=True)
-        ax.scatter(plane.points[:, 0], plane.points[:, 1], c=plane.z[:, d], cmap="coolwarm", s=4,
-                   linewidths=0.2, edgecolors="k", rasterized=True,
-                   vmin=plane.grid_latent[..., d].min(), vmax=plane.grid_latent[..., d].max())
+        ax.imshow(
+            plane.grid_latent[..., d], origin="lower", extent=ext, cmap="coolwarm", aspect="auto", rasterized=True
+        )
+        ax.scatter(
+            plane.points[:, 0],
+            plane.points[:, 1],
+            c=plane.z[:, d],
+            cmap="coolwarm",
+            s=4,
+            linewidths=0.2,
+            edgecolors="k",
+            rasterized=True,
+            vmin=plane.grid_latent[..., d].min(),
+            vmax=plane.grid_latent[..., d].max(),
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{plane.effect_key}: latent dim {d}")
@@ -143,8 +181,16 @@ def plot_spectrogram_grid(plane, updates: Sequence[object], n: int, sample_rate:
         axp.annotate(str(idx + 1), u.point, xytext=(3, 3), textcoords="offset points", fontsize=7)
         ax = fig.add_subplot(gs[n - 1 - r, 2 + c])
         dur = len(u.audio) / sample_rate
-        ax.imshow(_pooled(u.spectrogram), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=vmax,
-                  extent=(0, dur, 0, sample_rate / 2000), rasterized=True)
+        ax.imshow(
+            _pooled(u.spectrogram),
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=0,
+            vmax=vmax,
+            extent=(0, dur, 0, sample_rate / 2000),
+            rasterized=True,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{idx + 1}" + (" (clamped)" if u.clamped else ""), fontsize=7)
@@ -192,13 +238,20 @@ def plot_path(plane, prof, *, labels: Sequence[str] = ("A", "C", "B")):
     cum = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(prof.waypoints, axis=0), axis=1))])
     half = 0.5 * (prof.t[1] - prof.t[0]) if len(prof.t) > 1 else 0.0
     for ax in axes[0, 1:]:
-        for v, lab in zip(cum / max(cum[-1], 1e-12), labels):
+        for v in cum / max(cum[-1], 1e-12):
             ax.axvline(v, color="0.8", lw=0.6)
         for tc in prof.t[prof.clamped]:  # stretches outside the support (clamped)
             ax.axvspan(tc - half, tc + half, color="0.9", lw=0, zorder=0)
     if prof.clamped.any():
-        axes[0, 0].scatter(prof.points[prof.clamped, 0], prof.points[prof.clamped, 1], marker="x", color="k",
-                           s=16, zorder=4, label="clamped")
+        axes[0, 0].scatter(
+            prof.points[prof.clamped, 0],
+            prof.points[prof.clamped, 1],
+            marker="x",
+            color="k",
+            s=16,
+            zorder=4,
+            label="clamped",
+        )
         axes[0, 0].legend(frameon=False, fontsize=7, loc="best")
     return fig
 
@@ -220,8 +273,7 @@ def plot_quality(quality: Mapping[str, Mapping[str, float]]):
     axes[0, 2].bar(x + 0.2, g("roundtrip_mae_baseline"), 0.4, color="0.75", label="mean setting")
     axes[0, 2].set_title("held-out parameter MAE\n(lower = better)")
     axes[0, 2].legend(frameon=False, fontsize=7)
-    for j, (m, lab) in enumerate((("rho_centroid", "centroid"), ("rho_lowfreq", "low-freq ratio"),
-                                  ("rho_rms", "RMS"))):
+    for j, (m, lab) in enumerate((("rho_centroid", "centroid"), ("rho_lowfreq", "low-freq ratio"), ("rho_rms", "RMS"))):
         axes[0, 3].bar(x + (j - 1) * 0.27, g(m), 0.27, label=lab)
     axes[0, 3].set_ylim(-1.05, 1.05)
     axes[0, 3].axhline(0, color="k", lw=0.5)
@@ -279,8 +331,9 @@ class ExplorerFigure:
         self.fig.clear()
         # fixed margins (no layout engine: the blitted background must not move) that keep
         # every title, tick label and axis label inside the canvas
-        gs = self.fig.add_gridspec(1, 3, width_ratios=[1.15, 0.85, 1.5], wspace=0.42, left=0.015, right=0.985,
-                                   bottom=0.16, top=0.88)
+        gs = self.fig.add_gridspec(
+            1, 3, width_ratios=[1.15, 0.85, 1.5], wspace=0.42, left=0.015, right=0.985, bottom=0.16, top=0.88
+        )
         ax = self.ax_plane = self.fig.add_subplot(gs[0])
         img, ext = domain_image(pl, 96)
         ax.imshow(img, origin="lower", extent=ext, alpha=0.3, aspect="auto", zorder=0, interpolation="nearest")
@@ -307,15 +360,31 @@ class ExplorerFigure:
         ax.set_xlim(0, 1)
         ax.set_xlabel("normalised value")
         # raw values sit beside the bar's end (inside it when the bar is long), on a light box
-        self.bar_txt = [ax.text(0.03, i, "", va="center", fontsize=7, zorder=3,
-                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
-                        for i in range(len(names))]
+        self.bar_txt = [
+            ax.text(
+                0.03,
+                i,
+                "",
+                va="center",
+                fontsize=7,
+                zorder=3,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+            for i in range(len(names))
+        ]
         ax = self.ax_spec = self.fig.add_subplot(gs[2])
         sr = s.sample_rate
         shape = spectrum_image(np.zeros(len(s.audio), np.float32), s.n_fft, s.hop).shape
-        self.spec_img = ax.imshow(np.zeros(shape), origin="lower", aspect="auto", cmap="magma",
-                                  extent=(0, len(s.audio) / sr, 0, sr / 2000), vmin=0, vmax=1,
-                                  interpolation="nearest")
+        self.spec_img = ax.imshow(
+            np.zeros(shape),
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, len(s.audio) / sr, 0, sr / 2000),
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
         self.spec_txt = ax.text(1.0, 1.02, "", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("kHz")
@@ -345,7 +414,7 @@ class ExplorerFigure:
             self.rebuild()
         self.marker.set_data([u.point[0]], [u.point[1]])
         self.req_marker.set_data(([u.requested[0]], [u.requested[1]]) if u.clamped else ([], []))
-        for bar, txt, v, (name, raw) in zip(self.bars, self.bar_txt, u.params01, u.raw_params.items()):
+        for bar, txt, v, raw in zip(self.bars, self.bar_txt, u.params01, u.raw_params.values()):
             bar.set_width(float(v))
             txt.set_text(f"{raw:.3g}")
             txt.set_x(float(v) + 0.03 if v < 0.6 else float(v) - 0.03)
@@ -376,6 +445,16 @@ def explorer_snapshot(surface, update=None, *, figsize=(10.0, 3.4)):
     return fig
 
 
-__all__ = ["plot_planes_by_effect", "plot_planes_by_parameter", "plot_domain_colouring", "plot_grid_latent",
-           "plot_spectrogram_grid", "plot_path", "plot_quality", "plot_latency", "ExplorerFigure",
-           "explorer_snapshot", "EFFECT_COLORS"]
+__all__ = [
+    "plot_planes_by_effect",
+    "plot_planes_by_parameter",
+    "plot_domain_colouring",
+    "plot_grid_latent",
+    "plot_spectrogram_grid",
+    "plot_path",
+    "plot_quality",
+    "plot_latency",
+    "ExplorerFigure",
+    "explorer_snapshot",
+    "EFFECT_COLORS",
+]
