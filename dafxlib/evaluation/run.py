@@ -74,8 +74,9 @@ def _load_trained(prof: Profile, fx: Mapping[str, Any], methods: Sequence[str], 
         if lost or ("controller" in methods and best is None):
             missing_ctl.append(f"{e} ({', '.join(lost) or 'best signal'})")
     if missing_ctl:
+        more = f" and {len(missing_ctl) - 4} more" if len(missing_ctl) > 4 else ""
         gaps.append(f"the controllers of {len(missing_ctl)} effect(s) (notebook 04_end_to_end): "
-                    + "; ".join(missing_ctl[:4]) + (" ..." if len(missing_ctl) > 4 else ""))
+                    + "; ".join(missing_ctl[:4]) + more)
     if gaps:
         raise MissingArtifactError(
             "the evaluation would be partial (methods scored on nothing): missing " + ", and ".join(gaps)
