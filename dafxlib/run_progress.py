@@ -47,11 +47,10 @@ def _register_engine() -> None:
             start = nb_man.cell_start
 
             def cell_start(cell, cell_index=None, **kw):
-                if _active is not None and cell_index is not None:
-                    cells = nb_man.nb.cells
+                cells = nb_man.nb.cells
+                if _active is not None and cell_index is not None and cells[cell_index].cell_type == "code":
                     code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
-                    n = code.index(cell_index) + 1 if cell_index in code else 0
-                    _active.cell(n, len(code), _heading(cells, cell_index))
+                    _active.cell(code.index(cell_index) + 1, len(code), _heading(cells, cell_index))
                 return start(cell, cell_index, **kw)
 
             nb_man.cell_start = cell_start
