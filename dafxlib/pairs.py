@@ -14,17 +14,18 @@ effected) spectrogram images for the VAE, with effect labels and statistics.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import storage, paths
+from . import paths, storage
 from .errors import AudioError, DatasetError, EffectError
-from .seeding import derive_seed, stable_hash
+from .seeding import array_hash, derive_seed, stable_hash
 
 __all__ = ["Examples", "make_examples", "cached_examples", "PairSpecDataset"]
 
@@ -33,7 +34,12 @@ _CACHE_VERSION = 1
 
 @dataclass
 class Examples:
-    """A set of examples of one effect. Audio arrays are (n, half_samples) float32."""
+    """Examples (x, y, y_ref, p) of one effect: the one container of every stage.
+
+    Audio arrays are (n, half_samples) float32. Training sets carry their ``split``; an
+    evaluation cell carries its ``corpus``; controller data carries ``features`` (one row of
+    controller features per example).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -49,10 +55,17 @@ class Examples:
     #: renders that failed (non-finite, silent, exception) and were dropped
     n_failed: int = 0
     failures: list[str] = field(default_factory=list)
+    #: the evaluation corpus of a test cell ("" elsewhere)
+    corpus: str = ""
+    #: "train" / "val" / "test" ("" when mixed or unknown)
+    split: str = ""
+    #: controller features (n, D) float32, where computed
+    features: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.x)
-        for name in ("y", "y_ref", "p", "clip_ids"):
+        self.clip_ids = np.asarray(self.clip_ids).astype(str)
+        for name in ("y", "y_ref", "p", "clip_ids") + (("features",) if self.features is not None else ()):
             if len(getattr(self, name)) != n:
                 raise DatasetError(f"Examples.{name} has {len(getattr(self, name))} rows, x has {n}")
         if self.kinds is None or len(self.kinds) == 0:
@@ -67,11 +80,18 @@ class Examples:
     def half_samples(self) -> int:
         return int(self.x.shape[1])
 
-    def subset(self, idx) -> "Examples":
+    def subset(self, idx) -> Examples:
         idx = np.asarray(idx)
         return Examples(self.x[idx], self.y[idx], self.y_ref[idx], self.p[idx], self.clip_ids[idx],
                         self.effect, self.param_names, self.sample_rate, self.kinds[idx],
-                        self.n_failed, list(self.failures))
+                        self.n_failed, list(self.failures), self.corpus, self.split,
+                        None if self.features is None else self.features[idx])
+
+    def identity(self) -> str:
+        """A short hash of the settings, a stride of the clean audio and the features (cache keys)."""
+        f32 = np.float32
+        parts = [self.p.astype(f32), self.x[:, ::101].astype(f32)]
+        return array_hash(*parts, *([] if self.features is None else [self.features.astype(f32)]))
 
     def save(self, path: str | Path) -> None:
         storage.save_npz(path, x=self.x, y=self.y, y_ref=self.y_ref, p=self.p,
@@ -81,7 +101,7 @@ class Examples:
                                               "failures": self.failures[:50]})))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Examples":
+    def load(cls, path: str | Path) -> Examples:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             return cls(z["x"], z["y"], z["y_ref"], z["p"], z["clip_ids"], meta["effect"],

@@ -8,8 +8,7 @@ import torch
 from dafxlib.config import get_profile
 from dafxlib.effects.base import Effect, ParamSpec
 from dafxlib.errors import ConfigError, MissingArtifactError
-from dafxlib.models.controller import (ControllerFeatures, ControllerMLP, descriptor_features,
-                                       descriptor_names)
+from dafxlib.models.controller import ControllerFeatures, ControllerMLP, descriptor_features, descriptor_names
 
 SR = 8000
 HALF = 2000
@@ -66,14 +65,14 @@ def _clips(n, seed):
 
 
 def _data(effect, features, split, n, seed):
-    from dafxlib.e2e import ControllerData
+    from dafxlib.pairs import Examples
 
     clips = _clips(n, seed)
     p = np.random.default_rng(seed + 1).uniform(0, 1, (n, effect.n_params)).astype(np.float32)
     wet = np.stack([effect.process(c, SR, q) for c, q in zip(clips, p)])
     x, y, y_ref = clips[:, :HALF], wet[:, :HALF], wet[:, HALF:]
-    return ControllerData(effect.key, split, x, y, y_ref, p, features(x, y_ref),
-                          [f"{split}{i}" for i in range(n)])
+    return Examples(x, y, y_ref, p, np.array([f"{split}{i}" for i in range(n)]), effect.key, split=split,
+                    features=features(x, y_ref))
 
 
 @pytest.fixture
@@ -191,11 +190,11 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     assert both.spsa["renders_per_example_per_step"] == 2
     assert both.spsa["backward_steps"] == 2 * 2  # 2 epochs x 32/16 batches
     # the kept weights are the best on the validation audio loss, warm start included
-    from dafxlib.render import RenderPool
-    from dafxlib.spsa import EffectLayer
     from torch.utils.data import DataLoader
 
     from dafxlib.e2e.train import _eval_loss, _lightning_module_class, _tensors
+    from dafxlib.render import RenderPool
+    from dafxlib.spsa import EffectLayer
 
     Module = _lightning_module_class()
     loader = DataLoader(_tensors(val, True), batch_size=16)

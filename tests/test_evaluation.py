@@ -13,6 +13,7 @@ from dafxlib import metrics as M
 from dafxlib.config import get_profile
 from dafxlib.effects.base import Effect, ParamSpec
 from dafxlib.errors import DatasetError
+from dafxlib.pairs import Examples
 
 SR, HALF = 16_000, 8_000
 
@@ -59,7 +60,7 @@ class NoisyTruth:
         return np.clip(self.p + self.noise * rng.standard_normal(self.p.shape), 0, 1)
 
 
-def make_set(n=6, seed=0, corpus="speech", effect="drive") -> ev.EvalSet:
+def make_set(n=6, seed=0, corpus="speech", effect="drive") -> Examples:
     rng = np.random.default_rng(seed)
     fx = Drive()
     t = np.arange(2 * HALF) / SR
@@ -69,9 +70,12 @@ def make_set(n=6, seed=0, corpus="speech", effect="drive") -> ev.EvalSet:
                 + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
         p = rng.random(2)
         y = fx.process(clip, SR, p)
-        xs.append(clip[:HALF]); ys.append(y[:HALF]); refs.append(y[HALF:]); ps.append(p)
-    return ev.EvalSet(corpus, effect, np.stack(xs), np.stack(ys), np.stack(refs),
-                      np.stack(ps).astype(np.float32), [f"clip{i}" for i in range(n)], SR)
+        xs.append(clip[:HALF])
+        ys.append(y[:HALF])
+        refs.append(y[HALF:])
+        ps.append(p)
+    return Examples(np.stack(xs), np.stack(ys), np.stack(refs), np.stack(ps).astype(np.float32),
+                    np.array([f"clip{i}" for i in range(n)]), effect, sample_rate=SR, corpus=corpus)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +95,7 @@ def test_every_method_is_scored_on_the_same_examples(cell):
     for m in ran:
         rows = df[df.method == m].sort_values("item")
         assert rows["item"].tolist() == list(range(len(es)))
-        assert rows["clip_id"].tolist() == es.clip_ids
+        assert rows["clip_id"].tolist() == es.clip_ids.tolist()
     # the untrained signal is reported, not hidden
     assert [s["method"] for s in cr.skipped] == ["controller_audio"]
     assert "04_end_to_end" in cr.skipped[0]["reason"]
@@ -214,15 +218,15 @@ def test_eval_set_is_cached_and_seeded(tmp_path, monkeypatch):
         calls.append(seed)
         rng = np.random.default_rng(seed)
         a = rng.standard_normal((n, half)).astype(np.float32)
-        return SimpleNamespace(x=a, y=a * 0.5, y_ref=a * 0.25, p=rng.random((n, effect.n_params)),
-                               clip_ids=np.array([c.id for c in clips][:1] * n))
+        return Examples(a, a * 0.5, a * 0.25, rng.random((n, effect.n_params)).astype(np.float32),
+                        np.array([c.id for c in clips][:1] * n), effect.key, effect.param_names, sample_rate)
 
     clips = [SimpleNamespace(id="t1")]
     a = ev.eval_set(prof, "speech", clips, "overdrive", make=fake_make)
     b = ev.eval_set(prof, "speech", clips, "overdrive", make=fake_make)
     c = ev.eval_set(prof, "music", clips, "overdrive", make=fake_make)
     assert len(calls) == 2 and len(a) == prof.eval.n_per_cell
-    assert np.array_equal(a.x, b.x) and np.array_equal(a.p, b.p) and a.clip_ids == b.clip_ids
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.p, b.p) and np.array_equal(a.clip_ids, b.clip_ids)
     assert calls[0] != calls[1] and not np.array_equal(a.x, c.x)
 
 

@@ -11,6 +11,7 @@ import pytest
 from dafxlib import evaluation as ev
 from dafxlib.config import get_profile
 from dafxlib.effects.base import Effect, ParamSpec
+from dafxlib.pairs import Examples
 
 SR, HALF = 16_000, 8_000
 
@@ -46,8 +47,8 @@ def test_known_methods_score_known_numbers():
     p = np.array([[0.1], [0.4], [0.75], [1.0]], np.float32)
     fx = Gain()
     wet = np.stack([fx.process(c, SR, q) for c, q in zip(clips, p)])
-    es = ev.EvalSet("speech", "gain", clips[:, :HALF], wet[:, :HALF], wet[:, HALF:], p,
-                    [f"c{i}" for i in range(4)], SR)
+    es = Examples(clips[:, :HALF], wet[:, :HALF], wet[:, HALF:], p, np.array([f"c{i}" for i in range(4)]), "gain",
+                  sample_rate=SR, corpus="speech")
     cr = ev.evaluate_cell(es, SerialPool(fx), 1, ["do_nothing", "mean_params", "oracle"], seed=0, pesq=False)
     df = pd.DataFrame(cr.rows).sort_values("item")
     gain_db = np.abs(24.0 * (p[:, 0] - 0.5))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import storage, paths
+from .. import paths, storage
 from ..config import Profile, get_profile
 from ..errors import ConfigError, MissingArtifactError
 from ..models.controller import ControllerFeatures, ControllerMLP, ControllerPredictor

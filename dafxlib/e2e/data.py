@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 from typing import Any
 
 import numpy as np
 
-from .. import storage, paths
+from .. import paths, storage
 from ..config import Profile
 from ..models.controller import ControllerFeatures
+from ..pairs import Examples
 from ..seeding import array_hash, stable_hash
 from .artifacts import FORMAT_VERSION
-
-
-@dataclass
-class ControllerData:
-    """Examples of one effect and split, with their controller features."""
-
-    effect_key: str
-    split: str
-    x: np.ndarray
-    y: np.ndarray
-    y_ref: np.ndarray
-    p: np.ndarray
-    features: np.ndarray
-    clip_ids: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def subset(self, idx) -> ControllerData:
-        idx = np.asarray(idx)
-        return ControllerData(self.effect_key, self.split, self.x[idx], self.y[idx], self.y_ref[idx], self.p[idx],
-                              self.features[idx], [self.clip_ids[i] for i in idx] if self.clip_ids else [])
-
-    def identity(self) -> str:
-        f32 = np.float32
-        return array_hash(self.p.astype(f32), self.x[:, ::101].astype(f32), self.features.astype(f32))
 
 
 def make_features(profile: Profile, encoder: Any, level_fn: Any = None) -> ControllerFeatures:
@@ -46,8 +21,8 @@ def make_features(profile: Profile, encoder: Any, level_fn: Any = None) -> Contr
 
 
 def load_data(profile: Profile, effect_key: str, split: str, n: int, features: ControllerFeatures,
-              *, fingerprint: str, tag: str = "controller", corpus: Any = None) -> ControllerData:
-    """Examples from :func:`dafxlib.pairs.cached_examples` plus cached controller features."""
+              *, fingerprint: str, tag: str = "controller", corpus: Any = None) -> Examples:
+    """Examples from :func:`dafxlib.pairs.cached_examples` with their (cached) controller ``features``."""
     from ..pairs import cached_examples
 
     ex = cached_examples(profile, effect_key, split, n, tag, corpus=corpus)
@@ -66,6 +41,6 @@ def load_data(profile: Profile, effect_key: str, split: str, n: int, features: C
     if feats is None or feats.shape[0] != p.shape[0]:
         feats = features(ex.x, ex.y_ref)
         storage.save_npz(cache, features=feats)
-    return ControllerData(effect_key=effect_key, split=split, x=np.asarray(ex.x, np.float32),
-                          y=np.asarray(ex.y, np.float32), y_ref=np.asarray(ex.y_ref, np.float32), p=p,
-                          features=np.asarray(feats, np.float32), clip_ids=clip_ids)
+    return dataclasses.replace(ex, x=np.asarray(ex.x, np.float32), y=np.asarray(ex.y, np.float32),
+                               y_ref=np.asarray(ex.y_ref, np.float32), p=p, split=split,
+                               features=np.asarray(feats, np.float32))

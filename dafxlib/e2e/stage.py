@@ -12,9 +12,10 @@ import numpy as np
 from .. import progress as live
 from ..config import Profile
 from ..models.controller import ControllerFeatures, ControllerPredictor
+from ..pairs import Examples
 from ..threads import torch_threads
 from .artifacts import _PREFERENCE, _profile, _write_best, encoder_fingerprint, signals_for
-from .data import ControllerData, load_data, make_features
+from .data import load_data, make_features
 from .scoring import _render, score
 from .train import TrainedController, train_controller
 
@@ -44,7 +45,7 @@ class EffectResult:
         return out
 
 
-def evaluate_test(profile: Profile, effect, test: ControllerData, predictors: Mapping[str, ControllerPredictor],
+def evaluate_test(profile: Profile, effect, test: Examples, predictors: Mapping[str, ControllerPredictor],
                   *, seed: int, workers: int, n_examples: int = 2):
     """Score the controllers and the baselines on held-out clips (file-disjoint test split)."""
     sr = profile.data.sample_rate

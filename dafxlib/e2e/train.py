@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import storage, paths
+from .. import paths, storage
 from ..config import Profile
 from ..errors import ConfigError, EffectError
 from ..models.controller import ControllerFeatures, ControllerMLP, ControllerPredictor
+from ..pairs import Examples
 from ..seeding import stable_hash
 from ..spsa import EffectLayer
 from ..threads import threads_callback, torch_threads
 from .artifacts import FORMAT_VERSION, SIGNALS, _predictor_from_blob, _update_best, artifact_name
-from .data import ControllerData
 from .scoring import score
 
 
@@ -123,7 +123,7 @@ def _best_weights(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in sd.items() if k.startswith("model.")}
 
 
-def _tensors(data: ControllerData, with_audio: bool):
+def _tensors(data: Examples, with_audio: bool):
     from torch.utils.data import TensorDataset
 
     t = [torch.from_numpy(np.ascontiguousarray(data.features)), torch.from_numpy(np.ascontiguousarray(data.p))]
@@ -176,7 +176,7 @@ def _new_model(in_dim: int, n_params: int, profile: Profile, seed: int) -> Contr
                              n_hidden=profile.controller.n_hidden)
 
 
-def train_controller(profile: Profile, effect, signal: str, train: ControllerData, val: ControllerData, *,
+def train_controller(profile: Profile, effect, signal: str, train: Examples, val: Examples, *,
                      fingerprint: str, features: ControllerFeatures | None = None,
                      warm_start: TrainedController | None = None, progress: bool = True,
                      workers: int | None = None, seed: int | None = None) -> TrainedController:
@@ -191,7 +191,7 @@ def train_controller(profile: Profile, effect, signal: str, train: ControllerDat
                                  warm_start=warm_start, progress=progress, workers=workers, seed=seed)
 
 
-def _train_controller(profile: Profile, effect, signal: str, train: ControllerData, val: ControllerData, *,
+def _train_controller(profile: Profile, effect, signal: str, train: Examples, val: Examples, *,
                       fingerprint: str, features: ControllerFeatures | None, warm_start: TrainedController | None,
                       progress: bool, workers: int | None, seed: int | None) -> TrainedController:
     import lightning  # noqa: F401  (fail early with a clear import error)

@@ -10,9 +10,10 @@ import numpy as np
 
 from .. import metrics as M
 from ..errors import MissingArtifactError
+from ..pairs import Examples
 from ..threads import single_thread
 from .methods import MethodOutput, run_method
-from .sets import SPEECH_CORPORA, EvalSet
+from .sets import SPEECH_CORPORA
 
 #: metrics of the evaluation table (pesq on speech corpora only)
 EVAL_METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq", "param_mae")
@@ -26,7 +27,7 @@ class CellResult:
     skipped: list[dict]
 
 
-def evaluate_cell(es: EvalSet, pool, n_params: int, methods: Sequence[str], *,
+def evaluate_cell(es: Examples, pool, n_params: int, methods: Sequence[str], *,
                   predictors: Mapping[str, Any] | None = None, best_signal: str | None = None,
                   encoder=None, ito_budget: int = 0, seed: int = 0, pesq: bool | None = None,
                   workers: int = 1, seen: bool | None = None) -> CellResult:
@@ -80,7 +81,7 @@ def evaluate_cell(es: EvalSet, pool, n_params: int, methods: Sequence[str], *,
         reports[method] = rep
         for i in range(len(es)):
             row = {"corpus": es.corpus, "effect": es.effect, "seen": seen, "method": method, "item": i,
-                   "clip_id": es.clip_ids[i]}
+                   "clip_id": str(es.clip_ids[i])}
             for m in EVAL_METRICS:
                 row[m] = float(vals[m][i]) if m in vals else np.nan
             row["excluded"] = reasons.get(i, "")

@@ -12,9 +12,9 @@ import numpy as np
 
 from .. import metrics as M
 from ..errors import ConfigError, MissingArtifactError
+from ..pairs import Examples
 from ..seeding import mix_seed
 from ..threads import torch_threads
-from .sets import EvalSet
 
 #: every method, in table order
 METHODS: tuple[str, ...] = ("do_nothing", "random", "mean_params", "controller_audio",
@@ -146,7 +146,7 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
     return best_p, best_y, best_f, renders
 
 
-def run_method(method: str, es: EvalSet, pool, n_params: int, *, predictors: Mapping[str, Any] | None = None,
+def run_method(method: str, es: Examples, pool, n_params: int, *, predictors: Mapping[str, Any] | None = None,
                encoder=None, ito_budget: int = 0, seed: int = 0) -> MethodOutput:
     """Compute one method's outputs on one cell. ``predictors`` maps a signal name to an
     object with ``.predict(x, y_ref) -> p01``; ``encoder`` has ``.embed(x, y)``."""

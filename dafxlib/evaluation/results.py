@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import storage, paths
+from .. import paths, storage
 from ..config import Profile
 from ..errors import MissingArtifactError
 from ..seeding import stable_hash

@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .. import storage, paths
+from .. import paths, storage
 from ..config import Profile
 from ..errors import DatasetError
+from ..pairs import Examples
 from ..seeding import array_hash, mix_seed, stable_hash
 
 SPEECH_CORPORA = ("speech", "vctk", "daps")
 
 
 DATASET_NAMES = {"musdb18hq": "musdb18", "musdb18_hq": "musdb18", "musdb": "musdb18"}
-
-
-@dataclass
-class EvalSet:
-    """One cell's fixed examples: x (clean A), y (effected A), y_ref (effected B), p (true)."""
-
-    corpus: str
-    effect: str
-    x: np.ndarray
-    y: np.ndarray
-    y_ref: np.ndarray
-    p: np.ndarray
-    clip_ids: list[str]
-    sample_rate: int
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
 
 
 def _slug(s: str) -> str:
@@ -100,7 +83,7 @@ def effect_fingerprint(effect, sample_rate: int) -> str:
 
 
 def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_key: str, *,
-             n: int | None = None, workers: int | None = None, make=None, fingerprint: str = "") -> EvalSet:
+             n: int | None = None, workers: int | None = None, make=None, fingerprint: str = "") -> Examples:
     """The fixed, cached examples of one cell (seeded by profile seed, corpus and effect;
     the cache key includes the clips and ``fingerprint``, see :func:`effect_fingerprint`)."""
     n = int(n or profile.eval.n_per_cell)
@@ -111,16 +94,16 @@ def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_ke
     path = paths.cache_dir(profile.name, "eval_examples") / f"{corpus_name}_{effect_key}_{key}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
-        return EvalSet(corpus_name, effect_key, z["x"], z["y"], z["y_ref"], z["p"],
-                       [str(s) for s in z["clip_ids"]], sr)
+        return Examples(z["x"], z["y"], z["y_ref"], z["p"], z["clip_ids"], effect_key, sample_rate=sr,
+                        corpus=corpus_name, split="test")
     if make is None:
         from ..pairs import make_examples as make
     from ..effects import get_effect
 
     effect = get_effect(effect_key, profile.effects.effect_set)
     ex = make(effect, list(clips), n, seed, sr, half, workers=workers or profile.effects.workers)
-    es = EvalSet(corpus_name, effect_key, np.asarray(ex.x, np.float32), np.asarray(ex.y, np.float32),
-                 np.asarray(ex.y_ref, np.float32), np.asarray(ex.p, np.float32),
-                 [str(s) for s in ex.clip_ids], sr)
-    storage.save_npz(path, x=es.x, y=es.y, y_ref=es.y_ref, p=es.p, clip_ids=np.array(es.clip_ids))
+    es = Examples(np.asarray(ex.x, np.float32), np.asarray(ex.y, np.float32), np.asarray(ex.y_ref, np.float32),
+                  np.asarray(ex.p, np.float32), ex.clip_ids, effect_key, ex.param_names, sr, ex.kinds,
+                  ex.n_failed, list(ex.failures), corpus=corpus_name, split="test")
+    storage.save_npz(path, x=es.x, y=es.y, y_ref=es.y_ref, p=es.p, clip_ids=es.clip_ids)
     return es
