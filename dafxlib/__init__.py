@@ -41,8 +41,8 @@ _ENTRY_POINTS: dict[str, str] = {
     "load_plane": "dafxlib.plane",
     "run_evaluation": "dafxlib.evaluation",
     "load_results": "dafxlib.evaluation",
-    "record_numbers": "dafxlib.report",
-    "save_figure": "dafxlib.report",
+    "record_numbers": "dafxlib.provenance",
+    "save_figure": "dafxlib.provenance",
 }
 
 __all__ = sorted(_ENTRY_POINTS)

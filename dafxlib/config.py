@@ -4,7 +4,7 @@ A profile is a tree of frozen dataclasses. ``get_profile("default", {"vae.epochs
 resolves a name plus dotted-key overrides; unknown names or keys raise
 :class:`ConfigError` listing what is valid. Papermill passes ``PROFILE`` and
 ``OVERRIDES`` into each notebook's ``parameters`` cell and the notebook calls
-:func:`get_profile` (through :func:`dafxlib.report.start_notebook`).
+:func:`get_profile` (through :func:`dafxlib.provenance.start_notebook`).
 
 The three profiles:
 

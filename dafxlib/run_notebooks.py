@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import storage, paths, report
+from . import storage, paths, provenance
 from .config import get_profile, parse_overrides
 from .errors import ConfigError, DafxError
 from .run_progress import ENGINE as PROGRESS_ENGINE
@@ -76,7 +76,7 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
         if nb is None:
             log(f"{stage}  skipped: notebooks/{stage}_*.ipynb does not exist yet")
             continue
-        report.clear_notebook_outputs(profile_name, nb.stem)
+        provenance.clear_notebook_outputs(profile_name, nb.stem)
         if stage == "01":
             from .corpus import SKIPS_ARTIFACT
 
@@ -92,25 +92,25 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
                 )
         except KeyboardInterrupt:
             wall = time.perf_counter() - t0
-            report.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
+            provenance.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
             log(f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again to "
                 "resume (finished work is cached)")
             return 130
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell
             if getattr(exc, "ename", "") == "KeyboardInterrupt":
                 wall = time.perf_counter() - t0
-                report.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
+                provenance.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
                 log(f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again "
                     "to resume (finished work is cached)")
                 return 130
             wall = time.perf_counter() - t0
-            report.record_notebook_time(profile_name, nb.stem, wall, status="failed")
+            provenance.record_notebook_time(profile_name, nb.stem, wall, status="failed")
             log(f"{nb.stem:<22} FAILED after {wall:7.1f} s in {_failing_cell(exc)}")
             log(f"  executed copy with the traceback: {out}")
             return 1
         wall = time.perf_counter() - t0
         total += wall
-        report.record_notebook_time(profile_name, nb.stem, wall)
+        provenance.record_notebook_time(profile_name, nb.stem, wall)
         log(f"{nb.stem:<22} {wall:7.1f} s")
         if stage == "01":
             _log_skips(profile_name, log)
@@ -149,7 +149,7 @@ def build_report(profile_name: str, *, partial: bool = False, log=print) -> int:
     After a full run every figure and number the template names must exist (strict); after
     a partial run (--only/--from) gaps are rendered as visible MISSING markers instead.
     """
-    from .document import build_report as _build
+    from .report import build_report as _build
     from .errors import MissingArtifactError
 
     try:

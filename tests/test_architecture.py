@@ -100,7 +100,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("corpus", "datasets", "pairs", "effects", "render", "spsa", "models", "training"),
     ("betavae", "e2e", "plane", "evaluation", "study"),
     ("plots", "widgets"),
-    ("report", "document", "run_notebooks", "run_progress"),
+    ("provenance", "report", "run_notebooks", "run_progress"),
 ]
 
 

@@ -149,7 +149,7 @@ def chosen_signal(result: EffectResult) -> str:
 
 
 def results_numbers(results: Mapping[str, EffectResult]) -> dict[str, float]:
-    """Flat ``<effect>.<method>.<metric>`` means for :func:`dafxlib.report.record_numbers`."""
+    """Flat ``<effect>.<method>.<metric>`` means for :func:`dafxlib.provenance.record_numbers`."""
     out = {}
     for key, r in results.items():
         for method, d in r.test.items():
