@@ -93,11 +93,6 @@ def test_wins_over_do_nothing_are_the_studys_twelve(metrics):
     assert abs(analysis.row_correlation(metrics, "controller", "do_nothing")) < 0.2
 
 
-def test_holm_is_monotone_and_bounded():
-    adj = analysis.holm(np.array([0.01, 0.04, 0.03, 0.5]))
-    assert np.allclose(adj, [0.04, 0.09, 0.09, 0.5])
-
-
 def test_classifier_cross_validates_on_the_published_features():
     lf = load.latent_features()
     assert lf.features.shape == (6000, 128) and np.bincount(lf.labels).tolist() == [1000] * 6

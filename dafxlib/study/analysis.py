@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..seeding import mix_seed
+from ..stats import holm, mean_diff_ci
 from . import load
 
 #: lower is better for every metric except PESQ
@@ -55,40 +57,6 @@ def printed_precision_mismatches(regenerated: pd.DataFrame, printed: pd.DataFram
     return bad
 
 
-@dataclass
-class _Boot:
-    """Bootstrap resampling as count matrices (one per group and size, shared across cells): the means of
-    ``n_resamples`` resamples of a cell are one matrix product. Groups get independent draws."""
-
-    n_resamples: int
-    seed: int
-
-    def __post_init__(self) -> None:
-        self._w: dict[tuple[int, int], np.ndarray] = {}
-
-    def weights(self, n: int, group: int) -> np.ndarray:
-        key = (n, group)
-        if key not in self._w:
-            rng = np.random.default_rng([self.seed, n, group])
-            idx = rng.integers(0, n, size=(self.n_resamples, n))
-            idx += np.arange(self.n_resamples)[:, None] * n
-            self._w[key] = (
-                np.bincount(idx.ravel(), minlength=self.n_resamples * n).reshape(self.n_resamples, n).astype(np.float32)
-            )
-        return self._w[key]
-
-    def means(self, cols: Sequence[np.ndarray], group: int) -> np.ndarray:
-        """Resampled means (n_resamples x len(cols)) of the finite values of each column (all of one
-        length, resampled with the same draws): every row is resampled, rows without a value (a failed
-        PESQ) are left out of each resample's mean. One matrix product for all columns."""
-        v = np.stack(cols, axis=1)
-        ok = np.isfinite(v)
-        w = self.weights(v.shape[0], group)
-        sums = w @ np.where(ok, v, 0.0).astype(np.float32)
-        counts = w @ ok.astype(np.float32)
-        return sums.astype(np.float64) / counts
-
-
 def cell_arrays(m: pd.DataFrame, metric: str) -> dict[tuple[str, str, str], np.ndarray]:
     """Per (effect, dataset, condition): the per-clip values of ``metric`` (in clip order)."""
     return {k: g.to_numpy(float) for k, g in m.groupby(["effect", "dataset", "condition"], sort=False)[metric]}
@@ -105,32 +73,20 @@ def unpaired_comparison(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """Per (effect, dataset): mean of condition ``a`` and ``b``, their difference (a - b, signed so that
-    negative = ``a`` better), a percentile bootstrap interval of the difference resampling each group
-    independently, Welch's t-test p-value and its Holm-corrected value over the cells, and the verdicts
+    negative = ``a`` better), a percentile bootstrap interval of the difference (:func:`dafxlib.stats.mean_diff_ci`,
+    each group resampled on its own), Welch's t-test p-value and its Holm-corrected value over the cells, and the verdicts
     ``win`` (a's mean better) and ``significant`` (the interval excludes 0 on the winning side)."""
     from scipy import stats
 
     sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
-    boot = _Boot(n_resamples, seed)
     cells = cell_arrays(m, metric)
     keys = [(e, d) for e in load.EFFECTS for d in load.DATASETS]
-    sizes = {cells[(e, d, c)].size for e, d in keys for c in (a, b)}
-    if len(sizes) == 1:  # one matrix product per group for every cell (the study's cells all hold 5,000 clips)
-        ma = boot.means([cells[(e, d, a)] for e, d in keys], 0)
-        mb = boot.means([cells[(e, d, b)] for e, d in keys], 1)
-        resampled = {k: sign * (ma[:, i] - mb[:, i]) for i, k in enumerate(keys)}
-    else:
-        resampled = {
-            (e, d): sign * (boot.means([cells[(e, d, a)]], 0)[:, 0] - boot.means([cells[(e, d, b)]], 1)[:, 0])
-            for e, d in keys
-        }
     rows = []
     for e, d in keys:
         ra, rb = cells[(e, d, a)], cells[(e, d, b)]
         va, vb = ra[np.isfinite(ra)], rb[np.isfinite(rb)]
-        diff = sign * (va.mean() - vb.mean())
-        bd = resampled[(e, d)]
-        lo, hi = np.quantile(bd, [(1 - level) / 2, 1 - (1 - level) / 2])
+        raw, raw_lo, raw_hi = mean_diff_ci(va, vb, n_resamples, seed=mix_seed(seed, e, d, a, b, metric), level=level)
+        diff, lo, hi = (sign * raw, sign * raw_lo, sign * raw_hi) if sign > 0 else (sign * raw, sign * raw_hi, sign * raw_lo)
         p = float(stats.ttest_ind(va, vb, equal_var=False).pvalue)
         rows.append(
             {
@@ -154,19 +110,6 @@ def unpaired_comparison(
     out["significant_welch_holm"] = (out["p_holm"] < 1 - level) & out["win"]
     out["loss_significant"] = out["lo"] > 0
     return out
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
-    p = np.asarray(p, float)
-    n = p.size
-    order = np.argsort(p)
-    adj = np.empty(n)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (n - rank) * p[i]))
-        adj[i] = running
-    return adj
 
 
 def row_correlation(m: pd.DataFrame, a: str, b: str, metric: str = "mrstft") -> float:

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DafxError
-from ..stats import holm
+from ..seeding import mix_seed
+from ..stats import holm, mean_ci
 
 COLUMNS = (
     "session_test_id",
@@ -112,11 +113,9 @@ def summarise(df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd
     """Per effect and stimulus: n ratings, median, quartiles, mean and a 95% percentile bootstrap
     interval of the mean (vectorised, seeded)."""
     rows = []
-    rng = np.random.default_rng(seed)
     for (e, s), g in df.groupby(["effect", "rating_stimulus"], sort=True):
         v = g.rating_score.to_numpy(float)
-        means = v[rng.integers(0, v.size, size=(n_resamples, v.size))].mean(1)
-        lo, hi = np.quantile(means, [0.025, 0.975])
+        _, lo, hi = mean_ci(v, n_resamples, seed=mix_seed(seed, e, s), method="percentile")
         q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
         rows.append(
             {
