@@ -28,6 +28,7 @@ Writes a Markdown table to stdout and JSON to build/bench/effects.json.
     python benchmarks/bench_effects.py              # full run (~4 min, a quiet machine please)
     python benchmarks/bench_effects.py --quick      # seconds: checks that it works
 """
+
 from __future__ import annotations
 
 import argparse
@@ -128,8 +129,16 @@ def identity_twin(effect):
 
 
 # ---- one effect ------------------------------------------------------------------------------
-def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, sr: int, workers: int,
-                 rounds: int, ceiling: CeilingProbe | None) -> dict:
+def bench_effect(
+    effect,
+    set_name: str,
+    clips: np.ndarray,
+    params: np.ndarray,
+    sr: int,
+    workers: int,
+    rounds: int,
+    ceiling: CeilingProbe | None,
+) -> dict:
     from dafxlib.render import RenderPool
 
     b = clips.shape[0]
@@ -183,11 +192,19 @@ def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, s
                 solo, pair = ceiling.solo(), ceiling.pair()
                 ceiling_ratios.append(2.0 * solo / pair)
     row = {
-        "set": set_name, "effect": effect.key, "name": effect.name, "backend": effect.backend, "pool_mode": mode,
-        "batch": b, "serial_renders_per_s": b / best["serial"], "pool_renders_per_s": b / best["pool"],
-        "speedup": statistics.median(ratios), "speedup_of_best_rounds": best["serial"] / best["pool"],
+        "set": set_name,
+        "effect": effect.key,
+        "name": effect.name,
+        "backend": effect.backend,
+        "pool_mode": mode,
+        "batch": b,
+        "serial_renders_per_s": b / best["serial"],
+        "pool_renders_per_s": b / best["pool"],
+        "speedup": statistics.median(ratios),
+        "speedup_of_best_rounds": best["serial"] / best["pool"],
         "ms_per_render_serial": 1000 * best["serial"] / b,
-        "cpu_ms_per_render": 1000 * best["cpu_serial"] / b, "cpu_ms_per_render_engine": 1000 * best["cpu_engine"] / b,
+        "cpu_ms_per_render": 1000 * best["cpu_serial"] / b,
+        "cpu_ms_per_render_engine": 1000 * best["cpu_engine"] / b,
         "overhead_pct_direct": 100.0 * (best["cpu_serial"] - best["cpu_engine"]) / best["cpu_engine"],
     }
     wrapper_s = max(best["twin_process"] - best["twin_engine"], 0.0) / (4 * b)
@@ -201,16 +218,29 @@ def bench_effect(effect, set_name: str, clips: np.ndarray, params: np.ndarray, s
 
 def markdown(rows: list[dict], header: str) -> str:
     has_ceiling = all("ceiling" in r for r in rows)
-    cols = ["set", "effect", "backend (pool)", "CPU ms/render", "serial renders/s", "pool renders/s",
-            "speed-up: median (best)"]
+    cols = [
+        "set",
+        "effect",
+        "backend (pool)",
+        "CPU ms/render",
+        "serial renders/s",
+        "pool renders/s",
+        "speed-up: median (best)",
+    ]
     if has_ceiling:
         cols += ["ceiling (2 procs)", "pool / ceiling"]
     cols += ["overhead"]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(cols) - 3)) + "|"]
     for r in rows:
-        cells = [r["set"], r["name"], f"{r['backend']} ({r['pool_mode']})", f"{r['cpu_ms_per_render']:.2f}",
-                 f"{r['serial_renders_per_s']:.0f}", f"{r['pool_renders_per_s']:.0f}",
-                 f"{r['speedup']:.2f}x ({r['speedup_of_best_rounds']:.2f}x)"]
+        cells = [
+            r["set"],
+            r["name"],
+            f"{r['backend']} ({r['pool_mode']})",
+            f"{r['cpu_ms_per_render']:.2f}",
+            f"{r['serial_renders_per_s']:.0f}",
+            f"{r['pool_renders_per_s']:.0f}",
+            f"{r['speedup']:.2f}x ({r['speedup_of_best_rounds']:.2f}x)",
+        ]
         if has_ceiling:
             cells += [f"{r['ceiling']:.2f}x", f"{100 * r['pool_share_of_ceiling']:.0f}%"]
         cells += [f"{r['overhead_pct']:+.1f}% ({r['overhead_us_per_render']:.0f} us)"]
@@ -238,16 +268,21 @@ def main(argv=None) -> int:
         with open(args.table) as f:
             data = json.load(f)
         load = (data.get("loadavg") or [float("nan")])[0]
-        print(markdown(data["rows"], f"### Effect rendering ({data['seconds']} s clips at {data['sample_rate']} Hz, "
-                                     f"batch {data['batch']}, {data['workers']} workers, {data['cpu_count']} cores, "
-                                     f"load {load:.1f}, {data['rounds']} rounds)"))
+        print(
+            markdown(
+                data["rows"],
+                f"### Effect rendering ({data['seconds']} s clips at {data['sample_rate']} Hz, "
+                f"batch {data['batch']}, {data['workers']} workers, {data['cpu_count']} cores, "
+                f"load {load:.1f}, {data['rounds']} rounds)",
+            )
+        )
         return 0
 
     from dafxlib.effects import ALL, get_effect
     from dafxlib.effects.mda import mda_available
     from dafxlib.errors import ConfigError
-    from dafxlib.storage import write_json
     from dafxlib.paths import build_dir
+    from dafxlib.storage import write_json
 
     batch = args.batch or (4 if args.quick else 32)
     rounds = args.rounds or (2 if args.quick else 30)
@@ -272,26 +307,44 @@ def main(argv=None) -> int:
                 params = np.random.default_rng(0).random((batch, effect.n_params))
                 r = bench_effect(effect, set_name, clips, params, sr, args.workers, rounds, ceiling)
                 rows.append(r)
-                print(f"  {set_name:8s} {key:10s} {r['ms_per_render_serial']:6.2f} ms/render  "
-                      f"pool {r['speedup']:.2f}x" + (f"  ceiling {r['ceiling']:.2f}x" if "ceiling" in r else ""),
-                      file=sys.stderr)
+                print(
+                    f"  {set_name:8s} {key:10s} {r['ms_per_render_serial']:6.2f} ms/render  "
+                    f"pool {r['speedup']:.2f}x" + (f"  ceiling {r['ceiling']:.2f}x" if "ceiling" in r else ""),
+                    file=sys.stderr,
+                )
     finally:
         if ceiling is not None:
             ceiling.close()
 
     cores = os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
-    header = (f"### Effect rendering ({args.seconds} s clips at {sr} Hz, batch {batch}, {args.workers} workers, "
-              f"{cores} cores, load {load[0]:.1f}, {rounds} rounds)")
+    header = (
+        f"### Effect rendering ({args.seconds} s clips at {sr} Hz, batch {batch}, {args.workers} workers, "
+        f"{cores} cores, load {load[0]:.1f}, {rounds} rounds)"
+    )
     print("\n" + markdown(rows, header))
     if skipped:
         print(f"\nskipped: {', '.join(skipped)}")
     print("\ntargets: overhead <= 10 %, speed-up >= 1.8x with 2 workers")
     out = args.out or str(build_dir("bench") / "effects.json")
-    write_json(out, {"rows": rows, "seconds": args.seconds, "sample_rate": sr, "batch": batch, "rounds": rounds,
-                     "workers": args.workers, "quick": args.quick, "cpu_count": cores, "loadavg": list(load),
-                     "wall_s": time.perf_counter() - started, "machine": platform.platform(),
-                     "python": platform.python_version(), "skipped": skipped})
+    write_json(
+        out,
+        {
+            "rows": rows,
+            "seconds": args.seconds,
+            "sample_rate": sr,
+            "batch": batch,
+            "rounds": rounds,
+            "workers": args.workers,
+            "quick": args.quick,
+            "cpu_count": cores,
+            "loadavg": list(load),
+            "wall_s": time.perf_counter() - started,
+            "machine": platform.platform(),
+            "python": platform.python_version(),
+            "skipped": skipped,
+        },
+    )
     print(f"\nJSON: {out}", file=sys.stderr)
     return 0
 

@@ -5,6 +5,7 @@ Conventions: float32 arrays; ``(channels, samples)`` at the edges
 sample rate is always passed explicitly. Bad input raises :class:`~dafxlib.errors.AudioError`
 with a message that says what is wrong and how to fix it.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,15 +26,28 @@ _EPS = 1e-12
 #: the one silence floor of every level in dB (RMS 1e-5): metrics, features and figures agree on it
 LEVEL_FLOOR_DB = -100.0
 #: a common rate typed in kHz -> the rate in Hz it probably meant
-_KHZ_TYPOS = {8: 8000, 11: 11025, 16: 16000, 22: 22050, 24: 24000, 32: 32000, 44: 44100, 48: 48000,
-              88: 88200, 96: 96000, 176: 176400, 192: 192000}
+_KHZ_TYPOS = {
+    8: 8000,
+    11: 11025,
+    16: 16000,
+    22: 22050,
+    24: 24000,
+    32: 32000,
+    44: 44100,
+    48: 48000,
+    88: 88200,
+    96: 96000,
+    176: 176400,
+    192: 192000,
+}
 #: full-scale value of each integer PCM type (float = int / scale)
 _PCM_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
 
 # --------------------------------------------------------------------------- entry checks
-def check_sample_rate(sample_rate, who: str = "audio", *, error: type[Exception] = AudioError,
-                      allow_float: bool = False) -> int:
+def check_sample_rate(
+    sample_rate, who: str = "audio", *, error: type[Exception] = AudioError, allow_float: bool = False
+) -> int:
     """``sample_rate`` as an int in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE], or ``error`` saying why
     (``allow_float``: a float with a whole value, e.g. 24000.0, is accepted too)."""
     kinds = (int, np.integer, float, np.floating) if allow_float else (int, np.integer)
@@ -44,13 +58,17 @@ def check_sample_rate(sample_rate, who: str = "audio", *, error: type[Exception]
     sr = int(sample_rate)
     if sr < MIN_SAMPLE_RATE:
         guess = _KHZ_TYPOS.get(sr)
-        hint = (f"; sample rates are in Hz, not kHz (did you mean {guess}?)" if guess
-                else "; pass the rate in Hz (e.g. 24000)")
-        raise error(f"{who}: sample rate {sr} Hz is below {MIN_SAMPLE_RATE} Hz, the lowest this library "
-                    f"supports{hint}")
+        hint = (
+            f"; sample rates are in Hz, not kHz (did you mean {guess}?)"
+            if guess
+            else "; pass the rate in Hz (e.g. 24000)"
+        )
+        raise error(f"{who}: sample rate {sr} Hz is below {MIN_SAMPLE_RATE} Hz, the lowest this library supports{hint}")
     if sr > MAX_SAMPLE_RATE:
-        raise error(f"{who}: sample rate {sr} Hz is above {MAX_SAMPLE_RATE} Hz; pass the rate in Hz "
-                    "(e.g. 48000) or resample with dafxlib.audio.resample")
+        raise error(
+            f"{who}: sample rate {sr} Hz is above {MAX_SAMPLE_RATE} Hz; pass the rate in Hz "
+            "(e.g. 48000) or resample with dafxlib.audio.resample"
+        )
     return sr
 
 
@@ -63,8 +81,10 @@ def as_float_audio(audio, who: str = "audio", *, error: type[Exception] = AudioE
     if a.dtype.kind == "f":
         return a
     if a.dtype.kind in "biuc" or a.dtype == object:
-        raise error(f"{who}: audio of dtype {a.dtype} is not supported; pass float audio in [-1, 1] or "
-                    "int16/int32 PCM (scaled by full scale)")
+        raise error(
+            f"{who}: audio of dtype {a.dtype} is not supported; pass float audio in [-1, 1] or "
+            "int16/int32 PCM (scaled by full scale)"
+        )
     raise error(f"{who}: expected a numeric audio array, got dtype {a.dtype}")
 
 
@@ -215,8 +235,9 @@ def loudness(audio: np.ndarray, sample_rate: int) -> float:
         return float(_meter(int(sample_rate), float(block)).integrated_loudness(a))
 
 
-def loudness_normalise(audio: np.ndarray, sample_rate: int, target_lufs: float = -23.0,
-                       max_peak_db: float | None = -1.0) -> np.ndarray:
+def loudness_normalise(
+    audio: np.ndarray, sample_rate: int, target_lufs: float = -23.0, max_peak_db: float | None = -1.0
+) -> np.ndarray:
     """Scale to ``target_lufs``; if that would push the peak above ``max_peak_db`` the gain is
     lowered so the peak sits at ``max_peak_db`` (the result is then quieter than the target).
     Silent input raises AudioError.
@@ -251,8 +272,9 @@ def frame_rms_db(audio: np.ndarray, frame: int, hop: int | None = None) -> np.nd
     return np.asarray(rms_db(a[idx], axis=1), dtype=np.float32)
 
 
-def active_mask(audio: np.ndarray, sample_rate: int, threshold_db: float = -45.0,
-                frame_seconds: float = 0.02) -> np.ndarray:
+def active_mask(
+    audio: np.ndarray, sample_rate: int, threshold_db: float = -45.0, frame_seconds: float = 0.02
+) -> np.ndarray:
     """Boolean per 20 ms frame: is the frame above ``threshold_db`` dBFS?"""
     frame = max(1, int(round(frame_seconds * sample_rate)))
     return frame_rms_db(audio, frame) >= threshold_db
@@ -264,8 +286,9 @@ def active_fraction(audio: np.ndarray, sample_rate: int, threshold_db: float = -
     return float(m.mean()) if m.size else 0.0
 
 
-def trim_silence(audio: np.ndarray, sample_rate: int, threshold_db: float = -50.0,
-                 frame_seconds: float = 0.01) -> np.ndarray:
+def trim_silence(
+    audio: np.ndarray, sample_rate: int, threshold_db: float = -50.0, frame_seconds: float = 0.01
+) -> np.ndarray:
     """Drop leading and trailing frames quieter than ``threshold_db`` (mono or multichannel)."""
     a = np.asarray(audio, dtype=np.float32)
     frame = max(1, int(round(frame_seconds * sample_rate)))
@@ -273,7 +296,7 @@ def trim_silence(audio: np.ndarray, sample_rate: int, threshold_db: float = -50.
     if not m.any():
         return a[..., :0]
     first, last = int(np.argmax(m)), len(m) - int(np.argmax(m[::-1]))
-    return a[..., first * frame: min(a.shape[-1], last * frame + frame)]
+    return a[..., first * frame : min(a.shape[-1], last * frame + frame)]
 
 
 # --------------------------------------------------------------------------- fades / segments
@@ -287,7 +310,7 @@ def fade(audio: np.ndarray, sample_rate: int, fade_in: float = 0.01, fade_out: f
             continue
         ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)).astype(np.float32)
         if out:
-            a[..., n - k:] *= ramp[::-1]
+            a[..., n - k :] *= ramp[::-1]
         else:
             a[..., :k] *= ramp
     return a
@@ -315,11 +338,19 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- validation
-def validate_audio(audio, sample_rate: int | None = None, *, name: str = "audio",
-                   mono: bool | None = None, min_seconds: float | None = None,
-                   min_samples: int | None = None, allow_silent: bool = False,
-                   silence_db: float = SILENCE_DB, max_channels: int | None = None,
-                   max_abs: float | None = None) -> np.ndarray:
+def validate_audio(
+    audio,
+    sample_rate: int | None = None,
+    *,
+    name: str = "audio",
+    mono: bool | None = None,
+    min_seconds: float | None = None,
+    min_samples: int | None = None,
+    allow_silent: bool = False,
+    silence_db: float = SILENCE_DB,
+    max_channels: int | None = None,
+    max_abs: float | None = None,
+) -> np.ndarray:
     """Check audio and return it as float32; raise AudioError naming the problem and the fix.
 
     Checks: numeric array, 1-D (``mono=True``) or 2-D ``(channels, samples)`` (``mono=False``;
@@ -336,14 +367,16 @@ def validate_audio(audio, sample_rate: int | None = None, *, name: str = "audio"
         check_sample_rate(sample_rate, name)
     if a.ndim not in (1, 2) or (mono is True and a.ndim != 1) or (mono is False and a.ndim != 2):
         want = {True: "(samples,)", False: "(channels, samples)", None: "(samples,) or (channels, samples)"}[mono]
-        raise AudioError(f"{name}: expected shape {want}, got {a.shape}; use dafxlib.audio.to_mono "
-                         f"for mono or audio[None] for one channel")
+        raise AudioError(
+            f"{name}: expected shape {want}, got {a.shape}; use dafxlib.audio.to_mono "
+            f"for mono or audio[None] for one channel"
+        )
     if a.ndim == 2 and a.shape[0] > a.shape[1]:
-        raise AudioError(f"{name}: shape {a.shape} looks like (samples, channels); transpose it to "
-                         f"(channels, samples)")
+        raise AudioError(f"{name}: shape {a.shape} looks like (samples, channels); transpose it to (channels, samples)")
     if max_channels is not None and a.ndim == 2 and a.shape[0] > max_channels:
-        raise AudioError(f"{name}: {a.shape[0]} channels, at most {max_channels} supported; "
-                         f"downmix with dafxlib.audio.to_mono")
+        raise AudioError(
+            f"{name}: {a.shape[0]} channels, at most {max_channels} supported; downmix with dafxlib.audio.to_mono"
+        )
     n = a.shape[-1]
     if n == 0:
         raise AudioError(f"{name}: empty audio (0 samples)")
@@ -357,21 +390,45 @@ def validate_audio(audio, sample_rate: int | None = None, *, name: str = "audio"
         raise AudioError(f"{name}: too short, {n} samples{sr_txt}; need at least {need}")
     if not np.all(np.isfinite(a)):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-        raise AudioError(f"{name}: contains {bad} non-finite values (NaN/inf); fix the source or "
-                         f"replace them with np.nan_to_num")
+        raise AudioError(
+            f"{name}: contains {bad} non-finite values (NaN/inf); fix the source or replace them with np.nan_to_num"
+        )
     if max_abs is not None and peak(a) > max_abs:
         raise AudioError(f"{name}: peak {peak(a):.3g} exceeds {max_abs}; peak-normalise it")
     if not allow_silent and is_silent(a, silence_db):
-        raise AudioError(f"{name}: silent (RMS {rms_db(a, axis=None):.1f} dBFS < {silence_db} dBFS); "
-                         f"check the recording or pass allow_silent=True")
+        raise AudioError(
+            f"{name}: silent (RMS {rms_db(a, axis=None):.1f} dBFS < {silence_db} dBFS); "
+            f"check the recording or pass allow_silent=True"
+        )
     return a
 
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "SILENCE_DB", "load_audio", "audio_info", "to_mono", "resample", "rms",
-    "rms_db", "peak", "db_to_gain", "peak_normalise", "loudness", "loudness_normalise",
-    "is_silent", "frame_rms_db", "active_mask", "active_fraction", "trim_silence", "fade",
-    "segment", "fit_length", "validate_audio", "check_sample_rate", "as_float_audio", "MIN_SAMPLE_RATE",
+    "AUDIO_EXTENSIONS",
+    "SILENCE_DB",
+    "load_audio",
+    "audio_info",
+    "to_mono",
+    "resample",
+    "rms",
+    "rms_db",
+    "peak",
+    "db_to_gain",
+    "peak_normalise",
+    "loudness",
+    "loudness_normalise",
+    "is_silent",
+    "frame_rms_db",
+    "active_mask",
+    "active_fraction",
+    "trim_silence",
+    "fade",
+    "segment",
+    "fit_length",
+    "validate_audio",
+    "check_sample_rate",
+    "as_float_audio",
+    "MIN_SAMPLE_RATE",
     "MAX_SAMPLE_RATE",
 ]
 

@@ -12,6 +12,7 @@ The three profiles:
 - ``default`` embedded corpus, portable effects, meaningful results on a 2-core laptop.
 - ``paper``   the study's datasets, STFT (n_fft 4096, hop 1024), mda effects, GPU scale.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,9 +20,10 @@ import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .seeding import stable_hash
@@ -163,8 +165,9 @@ class ControllerConfig:
     hidden: int = _c(256, min=1)
     n_hidden: int = _c(2, min=1)
     #: controller inputs: "embedding" (frozen encoder), "level" (level_features), "descriptors"
-    features: tuple[str, ...] = _c(("embedding", "level", "descriptors"),
-                                   choices=("embedding", "level", "descriptors"), nonempty=True)
+    features: tuple[str, ...] = _c(
+        ("embedding", "level", "descriptors"), choices=("embedding", "level", "descriptors"), nonempty=True
+    )
     #: which training signals to run: "audio" (SPSA only), "regression", "both"
     signals: tuple[str, ...] = _c(("regression", "both"), choices=("audio", "regression", "both"), nonempty=True)
     #: effects on which the ablation "audio" (SPSA only) signal runs (None: all)
@@ -281,17 +284,46 @@ _SMOKE = Profile(
     name="smoke",
     data=DataConfig(half_seconds=0.5, n_speech=10, n_music=10),
     spec=SpecConfig(n_fft=256, hop=128, n_bins=64),
-    vae=VAEConfig(latent_dim=8, base_channels=4, epochs=2, batch_size=16, warmup_epochs=1,
-                  n_train_per_effect=24, n_val_per_effect=8, umap_epochs=30,
-                  projection="pca"),
-    sweep=SweepConfig(betas=(1e-4, 2.0), latent_dims=(8,), modes=("joint", "siamese"),
-                      epochs=1, n_probe_per_effect=12, base_latent_dim=8),
-    controller=ControllerConfig(hidden=32, n_train_per_effect=24, n_val_per_effect=8,
-                                n_test_per_effect=8, regression_epochs=2, spsa_epochs=1,
-                                spsa_n_train=8, spsa_batch_size=8, batch_size=8,
-                                ablation_effects=("overdrive",)),
-    latent=LatentConfig(n_settings=60, n_clips=1, grid=8, umap_neighbors=8, n_heldout=12,
-                        n_epochs=60, effects=("overdrive", "ringmod", "ambience")),
+    vae=VAEConfig(
+        latent_dim=8,
+        base_channels=4,
+        epochs=2,
+        batch_size=16,
+        warmup_epochs=1,
+        n_train_per_effect=24,
+        n_val_per_effect=8,
+        umap_epochs=30,
+        projection="pca",
+    ),
+    sweep=SweepConfig(
+        betas=(1e-4, 2.0),
+        latent_dims=(8,),
+        modes=("joint", "siamese"),
+        epochs=1,
+        n_probe_per_effect=12,
+        base_latent_dim=8,
+    ),
+    controller=ControllerConfig(
+        hidden=32,
+        n_train_per_effect=24,
+        n_val_per_effect=8,
+        n_test_per_effect=8,
+        regression_epochs=2,
+        spsa_epochs=1,
+        spsa_n_train=8,
+        spsa_batch_size=8,
+        batch_size=8,
+        ablation_effects=("overdrive",),
+    ),
+    latent=LatentConfig(
+        n_settings=60,
+        n_clips=1,
+        grid=8,
+        umap_neighbors=8,
+        n_heldout=12,
+        n_epochs=60,
+        effects=("overdrive", "ringmod", "ambience"),
+    ),
     eval=EvalConfig(n_per_cell=4, ito_budget=8, bootstrap=50),
 )
 
@@ -303,15 +335,36 @@ _PAPER = Profile(
     effects=EffectsConfig(effect_set="mda", workers=8),
     # 2048 of the 2049 bins (drops Nyquist) so the conv VAE can halve it four times
     spec=SpecConfig(n_fft=4096, hop=1024, n_bins=2048),
-    vae=VAEConfig(latent_dim=32, base_channels=32, epochs=100, batch_size=32,
-                  n_train_per_effect=5000, n_val_per_effect=500, ckpt_every_n_steps=500),
-    sweep=SweepConfig(betas=(1e-4, 1e-3, 0.005, 0.05, 0.5, 2.0, 10.0), latent_dims=(8, 16, 32, 64),
-                      epochs=40, n_probe_per_effect=1000, base_latent_dim=32),
-    controller=ControllerConfig(hidden=512, signals=("audio", "regression", "both"),
-                                ablation_effects=None, n_train_per_effect=5000,
-                                n_val_per_effect=500, n_test_per_effect=500, regression_epochs=100,
-                                spsa_epochs=30, spsa_n_train=None, spsa_batch_size=32,
-                                loss_hop_fraction=None, torch_threads=None),
+    vae=VAEConfig(
+        latent_dim=32,
+        base_channels=32,
+        epochs=100,
+        batch_size=32,
+        n_train_per_effect=5000,
+        n_val_per_effect=500,
+        ckpt_every_n_steps=500,
+    ),
+    sweep=SweepConfig(
+        betas=(1e-4, 1e-3, 0.005, 0.05, 0.5, 2.0, 10.0),
+        latent_dims=(8, 16, 32, 64),
+        epochs=40,
+        n_probe_per_effect=1000,
+        base_latent_dim=32,
+    ),
+    controller=ControllerConfig(
+        hidden=512,
+        signals=("audio", "regression", "both"),
+        ablation_effects=None,
+        n_train_per_effect=5000,
+        n_val_per_effect=500,
+        n_test_per_effect=500,
+        regression_epochs=100,
+        spsa_epochs=30,
+        spsa_n_train=None,
+        spsa_batch_size=32,
+        loss_hop_fraction=None,
+        torch_threads=None,
+    ),
     latent=LatentConfig(n_settings=1000, n_clips=5, grid=64, n_heldout=100),
     eval=EvalConfig(n_per_cell=1000, ito_budget=200, bootstrap=2000),
 )
@@ -338,8 +391,9 @@ def _parse(value: Any, tp: Any, key: str) -> Any:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
-                raise ConfigError(f"override {key}={value!r}: expected {_type_name(tp)} "
-                                  "(write null for None)") from None
+                raise ConfigError(
+                    f"override {key}={value!r}: expected {_type_name(tp)} (write null for None)"
+                ) from None
             if value is None:
                 return None
         for a in others:
@@ -414,13 +468,16 @@ def _check_rules(key: str, value: Any, rules: Mapping[str, Any]) -> None:
         if "choices" in rules and v not in rules["choices"]:
             raise ConfigError(f"{key}={v!r}: must be one of " + ", ".join(repr(c) for c in rules["choices"]))
     if "sum" in rules and abs(sum(items) - rules["sum"]) > 1e-6:
-        raise ConfigError(f"{key}={list(items)!r}: the values must add up to {rules['sum']}, they add up to "
-                          f"{sum(items):g}")
+        raise ConfigError(
+            f"{key}={list(items)!r}: the values must add up to {rules['sum']}, they add up to {sum(items):g}"
+        )
     if rules.get("folder"):
         folder = Path(str(value)).expanduser()
         if not folder.is_dir():
-            raise ConfigError(f"{key}={value!r}: no such folder ({folder.resolve()}); give the path of a folder "
-                              "of audio files, or leave the override out to use no user folder")
+            raise ConfigError(
+                f"{key}={value!r}: no such folder ({folder.resolve()}); give the path of a folder "
+                "of audio files, or leave the override out to use no user folder"
+            )
 
 
 def validate(profile: Profile) -> Profile:
@@ -460,9 +517,7 @@ def apply_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Pr
     for key, value in (overrides or {}).items():
         parts = key.split(".")
         if key not in valid_keys(profile):
-            raise ConfigError(
-                f"unknown override key {key!r}; valid keys are: " + ", ".join(valid_keys(profile))
-            )
+            raise ConfigError(f"unknown override key {key!r}; valid keys are: " + ", ".join(valid_keys(profile)))
         if len(parts) == 1:
             profile = replace(profile, **{key: _coerce(value, _hints(Profile)[key], key)})
         else:

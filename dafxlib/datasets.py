@@ -13,6 +13,7 @@
 - :func:`split_files`: seeded train/val/test assignment of file (or speaker) ids that never
   overlaps; the ``"hash"`` method keeps every id's split when files are added.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,10 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,29 +64,43 @@ class DatasetInfo:
 
 DATASETS: dict[str, DatasetInfo] = {
     "vctk": DatasetInfo(
-        name="vctk", title="CSTR VCTK Corpus 0.92",
+        name="vctk",
+        title="CSTR VCTK Corpus 0.92",
         url="https://datashare.ed.ac.uk/bitstream/handle/10283/3443/VCTK-Corpus-0.92.zip",
         filename="VCTK-Corpus-0.92.zip",
         # value used by torchaudio.datasets.VCTK_092 (the data owner publishes none)
         checksum="sha256:f96258be9fdc2cbff6559541aae7ea4f59df3fcaf5cf963aae5ca647357e359c",
-        folder="vctk", homepage="https://datashare.ed.ac.uk/handle/10283/3443",
-        license="CC BY 4.0", size="11 GB",
+        folder="vctk",
+        homepage="https://datashare.ed.ac.uk/handle/10283/3443",
+        license="CC BY 4.0",
+        size="11 GB",
     ),
     "daps": DatasetInfo(
-        name="daps", title="DAPS (Device and Produced Speech)",
+        name="daps",
+        title="DAPS (Device and Produced Speech)",
         url="https://zenodo.org/records/4660670/files/daps.tar.gz?download=1",
-        filename="daps.tar.gz", checksum=None, folder="daps",
-        homepage="https://zenodo.org/records/4660670", license="CC BY-NC 4.0", size="16 GB",
+        filename="daps.tar.gz",
+        checksum=None,
+        folder="daps",
+        homepage="https://zenodo.org/records/4660670",
+        license="CC BY-NC 4.0",
+        size="16 GB",
         note="no checksum could be verified offline; the download is not verified",
     ),
     "musdb18hq": DatasetInfo(
-        name="musdb18hq", title="MUSDB18-HQ",
+        name="musdb18hq",
+        title="MUSDB18-HQ",
         url="https://zenodo.org/records/3338373/files/musdb18hq.zip?download=1",
-        filename="musdb18hq.zip", checksum=None, folder="musdb18hq",
-        homepage="https://zenodo.org/records/3338373", license="academic use (see homepage)",
+        filename="musdb18hq.zip",
+        checksum=None,
+        folder="musdb18hq",
+        homepage="https://zenodo.org/records/3338373",
+        license="academic use (see homepage)",
         size="23 GB",
-        note=("Zenodo grants access on request: request it on the homepage, then pass the "
-              "download link you receive with --url; no checksum could be verified offline"),
+        note=(
+            "Zenodo grants access on request: request it on the homepage, then pass the "
+            "download link you receive with --url; no checksum could be verified offline"
+        ),
     ),
 }
 
@@ -162,11 +178,12 @@ def vctk_files(root: str | os.PathLike, mic: str = "mic1") -> list[AudioFile]:
             utt = f.name[: -len(f"_{mic}.flac")]
             txt = base / "txt" / spk_dir.name / f"{utt}.txt"
             text = txt.read_text(errors="replace").strip() if txt.exists() else None
-            out.append(AudioFile(path=f, id=utt, group=spk_dir.name, dataset="vctk", text=text,
-                                 meta={"mic": mic}))
+            out.append(AudioFile(path=f, id=utt, group=spk_dir.name, dataset="vctk", text=text, meta={"mic": mic}))
     if not out:
-        raise DatasetError(f"no *_{mic}.flac files under {base / 'wav48_silence_trimmed'}; the "
-                           f"extraction looks incomplete: re-run `{download_command('vctk', root)}`")
+        raise DatasetError(
+            f"no *_{mic}.flac files under {base / 'wav48_silence_trimmed'}; the "
+            f"extraction looks incomplete: re-run `{download_command('vctk', root)}`"
+        )
     return out
 
 
@@ -189,12 +206,17 @@ def daps_files(root: str | os.PathLike, version: str = "clean") -> list[AudioFil
         parts = f.stem.split("_")
         if len(parts) < 2 or parts[0][:1] not in ("f", "m"):
             continue
-        out.append(AudioFile(path=f, id=f"{parts[0]}_{parts[1]}", group=parts[0], dataset="daps",
-                             meta={"script": parts[1], "version": version,
-                                   "gender": "female" if parts[0][0] == "f" else "male"}))
+        out.append(
+            AudioFile(
+                path=f,
+                id=f"{parts[0]}_{parts[1]}",
+                group=parts[0],
+                dataset="daps",
+                meta={"script": parts[1], "version": version, "gender": "female" if parts[0][0] == "f" else "male"},
+            )
+        )
     if not out:
-        raise DatasetError(f"no DAPS wav files under {base / version}; re-run "
-                           f"`{download_command('daps', root)}`")
+        raise DatasetError(f"no DAPS wav files under {base / version}; re-run `{download_command('daps', root)}`")
     return out
 
 
@@ -210,8 +232,9 @@ def locate_musdb(root: str | os.PathLike) -> Path:
     return found
 
 
-def musdb_files(root: str | os.PathLike, stem: str = "mixture",
-                subsets: Sequence[str] = ("train", "test")) -> list[AudioFile]:
+def musdb_files(
+    root: str | os.PathLike, stem: str = "mixture", subsets: Sequence[str] = ("train", "test")
+) -> list[AudioFile]:
     """MUSDB18-HQ: ``train|test/<track>/{mixture,drums,bass,other,vocals}.wav``."""
     if stem not in MUSDB_STEMS:
         raise DatasetError(f"unknown MUSDB stem {stem!r}; valid: {', '.join(MUSDB_STEMS)}")
@@ -226,17 +249,27 @@ def musdb_files(root: str | os.PathLike, stem: str = "mixture",
             if not f.exists():
                 continue
             stems = {s: str(track / f"{s}.wav") for s in MUSDB_STEMS if (track / f"{s}.wav").exists()}
-            out.append(AudioFile(path=f, id=f"{subset}/{track.name}", group=track.name,
-                                 dataset="musdb18hq", subset=subset, meta={"stems": stems}))
+            out.append(
+                AudioFile(
+                    path=f,
+                    id=f"{subset}/{track.name}",
+                    group=track.name,
+                    dataset="musdb18hq",
+                    subset=subset,
+                    meta={"stems": stems},
+                )
+            )
     if not out:
-        raise DatasetError(f"no {stem}.wav under {base}/{{train,test}}/<track>/; re-run "
-                           f"`{download_command('musdb18hq', root)}`")
+        raise DatasetError(
+            f"no {stem}.wav under {base}/{{train,test}}/<track>/; re-run `{download_command('musdb18hq', root)}`"
+        )
     return out
 
 
 # --------------------------------------------------------------------------- splits
-def split_files(ids: Iterable[str], fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0,
-                method: str = "hash") -> dict[str, str]:
+def split_files(
+    ids: Iterable[str], fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0, method: str = "hash"
+) -> dict[str, str]:
     """Assign each id to ``"train"``, ``"val"`` or ``"test"``; an id is in exactly one split.
 
     ``method="hash"``: each id's split depends only on (seed, id), so adding files never
@@ -263,7 +296,7 @@ def split_files(ids: Iterable[str], fractions: Sequence[float] = (0.7, 0.1, 0.2)
     counts = split_counts(len(order), fr)
     out, k = {}, 0
     for split, c in zip(SPLITS, counts):
-        for i in order[k:k + c]:
+        for i in order[k : k + c]:
             out[i] = split
         k += c
     return out
@@ -332,15 +365,19 @@ class FolderReport:
         return "\n".join(lines)
 
 
-def list_audio_files(folder: str | os.PathLike, *, recursive: bool = True,
-                     extensions: Sequence[str] | None = None) -> list[Path]:
+def list_audio_files(
+    folder: str | os.PathLike, *, recursive: bool = True, extensions: Sequence[str] | None = None
+) -> list[Path]:
     """The audio files of a folder (by extension, sorted; macOS ``._`` shadow files left out)."""
     from . import audio as A
 
     exts = tuple(e.lower() for e in (extensions or A.AUDIO_EXTENSIONS))
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in Path(folder).expanduser().glob(pattern)
-                  if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("._"))
+    return sorted(
+        p
+        for p in Path(folder).expanduser().glob(pattern)
+        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("._")
+    )
 
 
 def folder_fingerprint(folder: str | os.PathLike, *, recursive: bool = True) -> list[list[Any]]:
@@ -354,10 +391,18 @@ def folder_fingerprint(folder: str | os.PathLike, *, recursive: bool = True) -> 
     return out
 
 
-def load_folder(path: str | os.PathLike, sample_rate: int, *, min_seconds: float = 0.5,
-                silence_db: float = -60.0, min_sample_rate: int = 16_000, max_channels: int = 2,
-                expected_sample_rate: int | None = None, recursive: bool = True,
-                extensions: Sequence[str] | None = None) -> FolderReport:
+def load_folder(
+    path: str | os.PathLike,
+    sample_rate: int,
+    *,
+    min_seconds: float = 0.5,
+    silence_db: float = -60.0,
+    min_sample_rate: int = 16_000,
+    max_channels: int = 2,
+    expected_sample_rate: int | None = None,
+    recursive: bool = True,
+    extensions: Sequence[str] | None = None,
+) -> FolderReport:
     """Read every audio file in a folder as mono float32 at ``sample_rate``.
 
     Skipped (counted, one line each, never raised): unreadable or corrupt files, files shorter
@@ -369,8 +414,7 @@ def load_folder(path: str | os.PathLike, sample_rate: int, *, min_seconds: float
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise DatasetError(f"audio folder not found: {folder}; check profile data.user_folder or "
-                           f"the path you passed")
+        raise DatasetError(f"audio folder not found: {folder}; check profile data.user_folder or the path you passed")
     files = list_audio_files(folder, recursive=recursive, extensions=extensions)
     report = FolderReport(folder=folder)
 
@@ -405,8 +449,9 @@ def load_folder(path: str | os.PathLike, sample_rate: int, *, min_seconds: float
         if A.is_silent(mono, silence_db):
             skip(p, f"silent: RMS {A.rms_db(mono, axis=None):.1f} dBFS < {silence_db} dBFS")
             continue
-        report.files.append(LoadedAudio(path=p, audio=mono, sample_rate=int(sample_rate),
-                                        native_rate=native, channels=channels))
+        report.files.append(
+            LoadedAudio(path=p, audio=mono, sample_rate=int(sample_rate), native_rate=native, channels=channels)
+        )
     if report.skipped:
         log.info("%s", report.summary())
     return report
@@ -435,14 +480,23 @@ def verify_checksum(path: str | os.PathLike, checksum: str | None) -> bool:
         raise DatasetError(f"checksum {checksum!r} must look like 'sha256:<hex>' or 'md5:<hex>'")
     got = file_checksum(path, algo)
     if got.lower() != want.lower():
-        raise DatasetError(f"checksum mismatch for {path}: {algo} {got} != expected {want}; the "
-                           f"download is corrupt or changed upstream; delete it and download again")
+        raise DatasetError(
+            f"checksum mismatch for {path}: {algo} {got} != expected {want}; the "
+            f"download is corrupt or changed upstream; delete it and download again"
+        )
     return True
 
 
-def download_file(url: str, dest: str | os.PathLike, *, checksum: str | None = None,
-                  chunk_size: int = 1 << 20, timeout: float = 60.0, retries: int = 3,
-                  progress: Callable[[int, int | None], None] | None = None) -> Path:
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    checksum: str | None = None,
+    chunk_size: int = 1 << 20,
+    timeout: float = 60.0,
+    retries: int = 3,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
     """Download ``url`` to ``dest``, resuming from ``dest + '.part'`` with an HTTP Range request.
 
     A server that ignores the Range header restarts the file from zero. The ``.part`` file is
@@ -462,14 +516,17 @@ def download_file(url: str, dest: str | os.PathLike, *, checksum: str | None = N
             break
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403, 404):
-                raise DatasetError(f"download of {url} refused (HTTP {exc.code}): {exc.reason}; "
-                                   f"check the URL or your access rights") from exc
+                raise DatasetError(
+                    f"download of {url} refused (HTTP {exc.code}): {exc.reason}; check the URL or your access rights"
+                ) from exc
             attempt += 1
             if attempt > retries:
-                raise DatasetError(f"download of {url} failed after {retries} retries: {exc}; run "
-                                   f"the same command again to resume from {part}") from exc
+                raise DatasetError(
+                    f"download of {url} failed after {retries} retries: {exc}; run "
+                    f"the same command again to resume from {part}"
+                ) from exc
             log.warning("download interrupted (%s); resuming (%d/%d)", exc, attempt, retries)
-            time.sleep(min(2.0 ** attempt, 30.0))
+            time.sleep(min(2.0**attempt, 30.0))
     try:
         verify_checksum(part, checksum)
     except DatasetError:
@@ -479,8 +536,9 @@ def download_file(url: str, dest: str | os.PathLike, *, checksum: str | None = N
     return dest
 
 
-def _fetch(url: str, part: Path, chunk_size: int, timeout: float,
-           progress: Callable[[int, int | None], None] | None) -> None:
+def _fetch(
+    url: str, part: Path, chunk_size: int, timeout: float, progress: Callable[[int, int | None], None] | None
+) -> None:
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "dafxlib"})
     http = url.lower().startswith(("http://", "https://"))
@@ -542,8 +600,10 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
         except (EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise  # a disk problem (full, permissions), not a damaged archive
-            raise DatasetError(f"archive {archive} is damaged ({type(exc).__name__}: {exc}); nothing was "
-                               f"extracted. Delete {archive} and download it again") from exc
+            raise DatasetError(
+                f"archive {archive} is damaged ({type(exc).__name__}: {exc}); nothing was "
+                f"extracted. Delete {archive} and download it again"
+            ) from exc
         for item in tmp.iterdir():
             target = dest / item.name
             if target.exists():
@@ -571,13 +631,21 @@ def _extract_into(archive: Path, dest: Path, tmp: Path) -> None:
             else:  # pragma: no cover
                 tf.extractall(tmp, members=members)
     else:
-        raise DatasetError(f"{archive} is neither a zip nor a tar archive (or it is cut short); delete it and "
-                           "download it again")
+        raise DatasetError(
+            f"{archive} is neither a zip nor a tar archive (or it is cut short); delete it and download it again"
+        )
 
 
-def download(name: str, root: str | os.PathLike, *, url: str | None = None, verify: bool = True,
-             extract: bool = True, keep_archive: bool = False,
-             progress: Callable[[int, int | None], None] | None = None) -> Path:
+def download(
+    name: str,
+    root: str | os.PathLike,
+    *,
+    url: str | None = None,
+    verify: bool = True,
+    extract: bool = True,
+    keep_archive: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
     """Download (resumable), verify and extract dataset ``name`` under ``root/<folder>``."""
     info = _info(name)
     root = Path(root).expanduser()
@@ -609,8 +677,16 @@ class _DownloadBar:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                            desc=self.name, file=sys.stderr, mininterval=1.0)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.name,
+                file=sys.stderr,
+                mininterval=1.0,
+            )
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
@@ -619,8 +695,9 @@ class _DownloadBar:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dafxlib.datasets",
-                                 description="Download and inspect the study's datasets.")
+    ap = argparse.ArgumentParser(
+        prog="python -m dafxlib.datasets", description="Download and inspect the study's datasets."
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("download", help="download (resumable), verify and extract a dataset")
     d.add_argument("name", choices=sorted(DATASETS))
@@ -643,8 +720,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "download":
             bar = _DownloadBar(args.name)
             try:
-                folder = download(args.name, args.root, url=args.url, verify=not args.no_verify,
-                                  extract=not args.no_extract, keep_archive=args.keep_archive, progress=bar)
+                folder = download(
+                    args.name,
+                    args.root,
+                    url=args.url,
+                    verify=not args.no_verify,
+                    extract=not args.no_extract,
+                    keep_archive=args.keep_archive,
+                    progress=bar,
+                )
             finally:
                 bar.close()
             print(f"{args.name} ready in {folder}")
@@ -660,11 +744,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
-    "DATASETS", "DatasetInfo", "AudioFile", "FolderReport", "LoadedAudio", "SPLITS",
-    "dataset_root", "download_command", "locate_vctk", "vctk_files", "locate_daps", "daps_files",
-    "locate_musdb", "musdb_files", "split_files", "split_counts", "load_folder", "list_audio_files", "folder_fingerprint",
+    "DATASETS",
+    "DatasetInfo",
+    "AudioFile",
+    "FolderReport",
+    "LoadedAudio",
+    "SPLITS",
+    "dataset_root",
+    "download_command",
+    "locate_vctk",
+    "vctk_files",
+    "locate_daps",
+    "daps_files",
+    "locate_musdb",
+    "musdb_files",
+    "split_files",
+    "split_counts",
+    "load_folder",
+    "list_audio_files",
+    "folder_fingerprint",
     "file_checksum",
-    "verify_checksum", "download_file", "extract_archive", "download", "main",
+    "verify_checksum",
+    "download_file",
+    "extract_archive",
+    "download",
+    "main",
 ]
 
 if __name__ == "__main__":

@@ -37,14 +37,15 @@ error). A *silent estimate* is a real failure of a method, so it is kept and sco
 the metric's floor (level -100 dB, loudness -70 LUFS, centroid 0 Hz, PESQ 1.0), which
 penalises it instead of excusing it; such items are counted as ``floored``.
 """
+
 from __future__ import annotations
 
 import functools
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -77,10 +78,16 @@ METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq", "para
 #: metrics computed from audio alone
 AUDIO_METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq")
 HIGHER_IS_BETTER = frozenset({"pesq"})
-UNITS = {"mrstft": "", "msd": "", "sce": "Hz", "rms": "dB", "lufs": "LU", "pesq": "MOS-LQO",
-         "param_mae": ""}
-LABELS = {"mrstft": "MR-STFT", "msd": "MSD", "sce": "SCE (Hz)", "rms": "RMS error (dB)",
-          "lufs": "LUFS error (LU)", "pesq": "PESQ", "param_mae": "parameter MAE"}
+UNITS = {"mrstft": "", "msd": "", "sce": "Hz", "rms": "dB", "lufs": "LU", "pesq": "MOS-LQO", "param_mae": ""}
+LABELS = {
+    "mrstft": "MR-STFT",
+    "msd": "MSD",
+    "sce": "SCE (Hz)",
+    "rms": "RMS error (dB)",
+    "lufs": "LUFS error (LU)",
+    "pesq": "PESQ",
+    "param_mae": "parameter MAE",
+}
 
 _CHUNK = 64  # items per STFT batch (bounds memory for long clips)
 
@@ -108,7 +115,7 @@ class MetricReport:
             return sum(self.excluded.get(metric, {}).values())
         return sum(sum(v.values()) for v in self.excluded.values())
 
-    def merge(self, other: "MetricReport") -> "MetricReport":
+    def merge(self, other: MetricReport) -> MetricReport:
         self.n_items += other.n_items
         for m, reasons in other.excluded.items():
             for r, c in reasons.items():
@@ -118,8 +125,11 @@ class MetricReport:
         return self
 
     def to_dict(self) -> dict:
-        return {"n_items": self.n_items, "excluded": {m: dict(r) for m, r in self.excluded.items()},
-                "floored": dict(self.floored)}
+        return {
+            "n_items": self.n_items,
+            "excluded": {m: dict(r) for m, r in self.excluded.items()},
+            "floored": dict(self.floored),
+        }
 
     def summary(self) -> str:
         if not self.excluded and not self.floored:
@@ -151,8 +161,10 @@ def _as_batch(a, name: str) -> np.ndarray:
 def _pair(estimate, target) -> tuple[np.ndarray, np.ndarray]:
     est, tgt = _as_batch(estimate, "estimate"), _as_batch(target, "target")
     if est.shape != tgt.shape:
-        raise AudioError(f"estimate {est.shape} and target {tgt.shape} must have the same shape; "
-                         "trim or pad them to one length first")
+        raise AudioError(
+            f"estimate {est.shape} and target {tgt.shape} must have the same shape; "
+            "trim or pad them to one length first"
+        )
     return est, tgt
 
 
@@ -192,9 +204,19 @@ def _mrstft_modules(n: int):
     sizes = [f for f in MRSTFT_FFT_SIZES if f <= n]
     if not sizes:
         raise AudioError(f"clip of {n} samples is shorter than the smallest MR-STFT FFT ({MRSTFT_FFT_SIZES[0]})")
-    return [auraloss.freq.STFTLoss(fft_size=f, hop_size=int(f * MRSTFT_HOP_FRACTION), win_length=f,
-                                   w_sc=0.0, w_log_mag=MRSTFT_W_LOG_MAG, w_lin_mag=MRSTFT_W_LIN_MAG,
-                                   w_phs=0.0, reduction="none") for f in sizes]
+    return [
+        auraloss.freq.STFTLoss(
+            fft_size=f,
+            hop_size=int(f * MRSTFT_HOP_FRACTION),
+            win_length=f,
+            w_sc=0.0,
+            w_log_mag=MRSTFT_W_LOG_MAG,
+            w_lin_mag=MRSTFT_W_LIN_MAG,
+            w_phs=0.0,
+            reduction="none",
+        )
+        for f in sizes
+    ]
 
 
 def mrstft_resolutions(n_samples: int) -> list[int]:
@@ -211,9 +233,17 @@ def _msd_module(n: int, sample_rate: int):
     import auraloss
 
     f = msd_fft_size(n)
-    return auraloss.freq.MelSTFTLoss(sample_rate, fft_size=f, hop_size=f, win_length=f, w_sc=0.0,
-                                     w_log_mag=1.0, w_lin_mag=1.0, n_mels=min(MSD_N_MELS, f // 2),
-                                     reduction="none")
+    return auraloss.freq.MelSTFTLoss(
+        sample_rate,
+        fft_size=f,
+        hop_size=f,
+        win_length=f,
+        w_sc=0.0,
+        w_log_mag=1.0,
+        w_lin_mag=1.0,
+        n_mels=min(MSD_N_MELS, f // 2),
+        reduction="none",
+    )
 
 
 def _per_item(modules, est: np.ndarray, tgt: np.ndarray) -> np.ndarray:
@@ -222,12 +252,12 @@ def _per_item(modules, est: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     out = np.zeros(est.shape[0])
     with torch.no_grad(), single_thread():
         for s in range(0, est.shape[0], _CHUNK):
-            e = torch.from_numpy(est[s:s + _CHUNK].astype(np.float32))[:, None]
-            t = torch.from_numpy(tgt[s:s + _CHUNK].astype(np.float32))[:, None]
+            e = torch.from_numpy(est[s : s + _CHUNK].astype(np.float32))[:, None]
+            t = torch.from_numpy(tgt[s : s + _CHUNK].astype(np.float32))[:, None]
             acc = torch.zeros(e.shape[0], dtype=torch.float64)
             for m in modules:
                 acc += m(e, t).mean(dim=(-2, -1)).double()
-            out[s:s + _CHUNK] = (acc / len(modules)).numpy()
+            out[s : s + _CHUNK] = (acc / len(modules)).numpy()
     return out
 
 
@@ -246,7 +276,7 @@ def spectral_centroid(audio, sample_rate: int) -> np.ndarray:
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1)
     with torch.no_grad(), single_thread():
         for s in range(0, a.shape[0], _CHUNK):
-            out[s:s + _CHUNK] = _centroid_chunk(torch, a[s:s + _CHUNK], n_fft, hop, win, freqs)
+            out[s : s + _CHUNK] = _centroid_chunk(torch, a[s : s + _CHUNK], n_fft, hop, win, freqs)
     return out
 
 
@@ -254,8 +284,8 @@ def _centroid_chunk(torch, chunk: np.ndarray, n_fft: int, hop: int, win, freqs) 
     x = torch.from_numpy(chunk.astype(np.float32))
     mag = torch.stft(x, n_fft, hop, n_fft, win, center=True, return_complex=True).abs()  # (B,F,T)
     total = mag.sum(dim=1)
-    frame_power = (mag ** 2).sum(dim=1) / (win.pow(2).sum() * n_fft / 2)
-    ok = (frame_power > SILENCE_RMS ** 2) & (total > 0)
+    frame_power = (mag**2).sum(dim=1) / (win.pow(2).sum() * n_fft / 2)
+    ok = (frame_power > SILENCE_RMS**2) & (total > 0)
     cent = (freqs[None, :, None] * mag).sum(dim=1) / total.clamp_min(1e-30)
     num = (cent * ok).sum(dim=1)
     den = ok.sum(dim=1)
@@ -296,9 +326,11 @@ def loudness_lufs(audio, sample_rate: int) -> np.ndarray:
 def timbral_descriptors(audio, sample_rate: int) -> dict[str, np.ndarray]:
     """Spectral centroid (Hz), low-frequency energy ratio (< 250 Hz), RMS (dBFS) and loudness
     (LUFS; omitted for clips under 0.4 s) per item."""
-    out = {"centroid_hz": spectral_centroid(audio, sample_rate),
-           "lf_ratio": low_frequency_ratio(audio, sample_rate),
-           "rms_db": rms_db(audio)}
+    out = {
+        "centroid_hz": spectral_centroid(audio, sample_rate),
+        "lf_ratio": low_frequency_ratio(audio, sample_rate),
+        "rms_db": rms_db(audio),
+    }
     if _as_batch(audio, "audio").shape[1] >= LUFS_MIN_SECONDS * sample_rate:
         out["loudness_lufs"] = loudness_lufs(audio, sample_rate)
     return out
@@ -330,10 +362,18 @@ def _pesq_one(ref: np.ndarray, deg: np.ndarray) -> tuple[float, str | None]:
 
 
 # ---- the batch entry point ---------------------------------------------------------------
-def compute_metrics(estimate, target, sample_rate: int, *, metrics: Iterable[str] | None = None,
-                    params_hat=None, params_true=None, workers: int = 1,
-                    report: MetricReport | None = None,
-                    target_cache: dict | None = None) -> tuple[dict[str, np.ndarray], MetricReport]:
+def compute_metrics(
+    estimate,
+    target,
+    sample_rate: int,
+    *,
+    metrics: Iterable[str] | None = None,
+    params_hat=None,
+    params_true=None,
+    workers: int = 1,
+    report: MetricReport | None = None,
+    target_cache: dict | None = None,
+) -> tuple[dict[str, np.ndarray], MetricReport]:
     """Per-item metrics of ``estimate`` against ``target`` (both (B, N) or (N,)).
 
     Returns ``(values, report)``: ``values[name]`` is a float64 array (B,) whose excluded
@@ -346,8 +386,11 @@ def compute_metrics(estimate, target, sample_rate: int, *, metrics: Iterable[str
     # PESQ resamples to 16 kHz; below 8 kHz its C library can crash the process (band-limited
     # input), and every other metric is meaningless: refuse such rates up front
     sample_rate = check_sample_rate(sample_rate, "compute_metrics", allow_float=True)
-    names = list(metrics) if metrics is not None else (
-        list(AUDIO_METRICS) + (["param_mae"] if params_hat is not None and params_true is not None else []))
+    names = (
+        list(metrics)
+        if metrics is not None
+        else (list(AUDIO_METRICS) + (["param_mae"] if params_hat is not None and params_true is not None else []))
+    )
     unknown = sorted(set(names) - set(METRICS))
     if unknown:
         raise AudioError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
@@ -368,8 +411,9 @@ def compute_metrics(estimate, target, sample_rate: int, *, metrics: Iterable[str
             cache[key] = fn()
         return cache[key]
 
-    def finish(name: str, vals: np.ndarray, extra_bad: Mapping[int, str] | None = None,
-               floored: np.ndarray | None = None) -> None:
+    def finish(
+        name: str, vals: np.ndarray, extra_bad: Mapping[int, str] | None = None, floored: np.ndarray | None = None
+    ) -> None:
         vals = np.asarray(vals, dtype=np.float64).copy()
         bad = base_bad.copy()
         why = dict(reasons)
@@ -403,8 +447,7 @@ def compute_metrics(estimate, target, sample_rate: int, *, metrics: Iterable[str
             finish(name, np.abs(rms_db(est) - tfeat("rms_db", lambda: rms_db(tgt))), floored=silent_e)
         elif name == "lufs":
             if n < LUFS_MIN_SECONDS * sample_rate:
-                finish(name, np.full(b, np.nan),
-                       {i: f"too short for LUFS (< {LUFS_MIN_SECONDS} s)" for i in range(b)})
+                finish(name, np.full(b, np.nan), {i: f"too short for LUFS (< {LUFS_MIN_SECONDS} s)" for i in range(b)})
             else:
                 tl = tfeat("lufs", lambda: loudness_lufs(tgt, sample_rate))
                 finish(name, np.abs(loudness_lufs(est, sample_rate) - tl), floored=silent_e)
@@ -467,8 +510,9 @@ def mrstft(estimate, target) -> np.ndarray:
 
 def _raise_if_excluded(rep: MetricReport) -> None:
     if rep.n_excluded():
-        raise AudioError(f"items could not be scored: {rep.summary()}; use compute_metrics to "
-                         "exclude and count them instead")
+        raise AudioError(
+            f"items could not be scored: {rep.summary()}; use compute_metrics to exclude and count them instead"
+        )
 
 
 def nanmean_valid(values: np.ndarray) -> float | None:
@@ -489,8 +533,24 @@ def sign(metric: str) -> int:
 
 
 __all__: Sequence[str] = (
-    "METRICS", "AUDIO_METRICS", "HIGHER_IS_BETTER", "UNITS", "LABELS", "MetricReport",
-    "compute_metrics", "mrstft", "param_mae", "spectral_centroid", "low_frequency_ratio",
-    "rms_db", "loudness_lufs", "timbral_descriptors", "mrstft_resolutions", "msd_fft_size",
-    "nanmean_valid", "is_better", "sign", "screen",
+    "METRICS",
+    "AUDIO_METRICS",
+    "HIGHER_IS_BETTER",
+    "UNITS",
+    "LABELS",
+    "MetricReport",
+    "compute_metrics",
+    "mrstft",
+    "param_mae",
+    "spectral_centroid",
+    "low_frequency_ratio",
+    "rms_db",
+    "loudness_lufs",
+    "timbral_descriptors",
+    "mrstft_resolutions",
+    "msd_fft_size",
+    "nanmean_valid",
+    "is_better",
+    "sign",
+    "screen",
 )

@@ -11,6 +11,7 @@ split, n, tag) set as an ``.npz`` under ``build/<profile>/cache/pairs``.
 :class:`PairSpecDataset` turns lists of :class:`Examples` into normalised (clean,
 effected) spectrogram images for the VAE, with effect labels and statistics.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,10 +83,22 @@ class Examples:
 
     def subset(self, idx) -> Examples:
         idx = np.asarray(idx)
-        return Examples(self.x[idx], self.y[idx], self.y_ref[idx], self.p[idx], self.clip_ids[idx],
-                        self.effect, self.param_names, self.sample_rate, self.kinds[idx],
-                        self.n_failed, list(self.failures), self.corpus, self.split,
-                        None if self.features is None else self.features[idx])
+        return Examples(
+            self.x[idx],
+            self.y[idx],
+            self.y_ref[idx],
+            self.p[idx],
+            self.clip_ids[idx],
+            self.effect,
+            self.param_names,
+            self.sample_rate,
+            self.kinds[idx],
+            self.n_failed,
+            list(self.failures),
+            self.corpus,
+            self.split,
+            None if self.features is None else self.features[idx],
+        )
 
     def identity(self) -> str:
         """A short hash of the settings, a stride of the clean audio and the features (cache keys)."""
@@ -94,19 +107,44 @@ class Examples:
         return array_hash(*parts, *([] if self.features is None else [self.features.astype(f32)]))
 
     def save(self, path: str | Path) -> None:
-        storage.save_npz(path, x=self.x, y=self.y, y_ref=self.y_ref, p=self.p,
-                    clip_ids=self.clip_ids.astype(str), kinds=self.kinds.astype(str),
-                    meta=np.array(json.dumps({"effect": self.effect, "param_names": list(self.param_names),
-                                              "sample_rate": self.sample_rate, "n_failed": self.n_failed,
-                                              "failures": self.failures[:50]})))
+        storage.save_npz(
+            path,
+            x=self.x,
+            y=self.y,
+            y_ref=self.y_ref,
+            p=self.p,
+            clip_ids=self.clip_ids.astype(str),
+            kinds=self.kinds.astype(str),
+            meta=np.array(
+                json.dumps(
+                    {
+                        "effect": self.effect,
+                        "param_names": list(self.param_names),
+                        "sample_rate": self.sample_rate,
+                        "n_failed": self.n_failed,
+                        "failures": self.failures[:50],
+                    }
+                )
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Examples:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            return cls(z["x"], z["y"], z["y_ref"], z["p"], z["clip_ids"], meta["effect"],
-                       tuple(meta["param_names"]), int(meta["sample_rate"]), z["kinds"],
-                       int(meta["n_failed"]), list(meta.get("failures", [])))
+            return cls(
+                z["x"],
+                z["y"],
+                z["y_ref"],
+                z["p"],
+                z["clip_ids"],
+                meta["effect"],
+                tuple(meta["param_names"]),
+                int(meta["sample_rate"]),
+                z["kinds"],
+                int(meta["n_failed"]),
+                list(meta.get("failures", [])),
+            )
 
 
 def _render(effect, audios: np.ndarray, params: np.ndarray, sample_rate: int, workers: int):
@@ -118,8 +156,9 @@ def _render(effect, audios: np.ndarray, params: np.ndarray, sample_rate: int, wo
     return np.asarray(res.audio, np.float32), np.asarray(res.ok, bool), reasons
 
 
-def make_examples(effect, clips: Sequence[Any], n: int, seed: int, sample_rate: int,
-                  half_samples: int, workers: int = 2) -> Examples:
+def make_examples(
+    effect, clips: Sequence[Any], n: int, seed: int, sample_rate: int, half_samples: int, workers: int = 2
+) -> Examples:
     """Render ``n`` examples of ``effect`` (an Effect or key) over ``clips`` with uniform settings.
 
     Clips are used evenly (a fresh random permutation each pass). Failed renders are dropped
@@ -148,25 +187,40 @@ def make_examples(effect, clips: Sequence[Any], n: int, seed: int, sample_rate: 
     if keep.size == 0:
         raise EffectError(f"{effect.name}: every one of {n} renders failed, e.g. {reasons[:3]}")
     h = int(half_samples)
-    return Examples(x=audios[keep, :h].copy(), y=out[keep, :h].copy(), y_ref=out[keep, h:need].copy(),
-                    p=p[keep], clip_ids=np.array([clips[i].id for i in order[keep]]),
-                    effect=effect.key, param_names=tuple(effect.param_names),
-                    sample_rate=int(sample_rate),
-                    kinds=np.array([getattr(clips[i], "kind", "") for i in order[keep]]),
-                    n_failed=int(n - keep.size), failures=reasons)
+    return Examples(
+        x=audios[keep, :h].copy(),
+        y=out[keep, :h].copy(),
+        y_ref=out[keep, h:need].copy(),
+        p=p[keep],
+        clip_ids=np.array([clips[i].id for i in order[keep]]),
+        effect=effect.key,
+        param_names=tuple(effect.param_names),
+        sample_rate=int(sample_rate),
+        kinds=np.array([getattr(clips[i], "kind", "") for i in order[keep]]),
+        n_failed=int(n - keep.size),
+        failures=reasons,
+    )
 
 
 def _cache_path(profile, effect_key: str, split: str, n: int, tag: str) -> Path:
-    ident = {"v": _CACHE_VERSION, "data": profile.to_dict()["data"],
-             "effect_set": profile.effects.effect_set, "seed": profile.seed,
-             "effect": effect_key, "split": split, "n": int(n), "tag": tag}
+    ident = {
+        "v": _CACHE_VERSION,
+        "data": profile.to_dict()["data"],
+        "effect_set": profile.effects.effect_set,
+        "seed": profile.seed,
+        "effect": effect_key,
+        "split": split,
+        "n": int(n),
+        "tag": tag,
+    }
     h = stable_hash(ident, 10)
     safe_tag = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in tag)
     return paths.cache_dir(profile.name, "pairs") / f"{effect_key}_{split}_{safe_tag}_{n}_{h}.npz"
 
 
-def cached_examples(profile, effect_key: str, split: str, n: int, tag: str = "train",
-                    *, corpus=None, progress: bool = False) -> Examples:
+def cached_examples(
+    profile, effect_key: str, split: str, n: int, tag: str = "train", *, corpus=None, progress: bool = False
+) -> Examples:
     """Examples of one effect on one corpus split, rendered once and cached (npz).
 
     The seed is derived from ``(profile.seed, effect_key, split, tag)``, so different tags
@@ -192,9 +246,15 @@ def cached_examples(profile, effect_key: str, split: str, n: int, tag: str = "tr
         clips = corpus.select(split=split)
         if not clips:
             raise DatasetError(f"corpus split {split!r} of profile {profile.name!r} has no clips")
-        ex = make_examples(effect, clips, n, derive_seed(profile.seed, key, split, tag),
-                           profile.data.sample_rate, profile.half_samples,
-                           workers=profile.effects.workers)
+        ex = make_examples(
+            effect,
+            clips,
+            n,
+            derive_seed(profile.seed, key, split, tag),
+            profile.data.sample_rate,
+            profile.half_samples,
+            workers=profile.effects.workers,
+        )
         ex.save(path)
     return ex
 
@@ -208,8 +268,15 @@ class PairSpecDataset(Dataset):
     ``source="y_ref"`` pairs x with the effected *other* half instead.
     """
 
-    def __init__(self, examples: Sequence[Examples], spectrogrammer, *, source: str = "y",
-                 chunk: int = 128, dtype: torch.dtype = torch.float16):
+    def __init__(
+        self,
+        examples: Sequence[Examples],
+        spectrogrammer,
+        *,
+        source: str = "y",
+        chunk: int = 128,
+        dtype: torch.dtype = torch.float16,
+    ):
         if not examples:
             raise DatasetError("PairSpecDataset needs at least one Examples set")
         if source not in ("y", "y_ref"):
@@ -220,7 +287,7 @@ class PairSpecDataset(Dataset):
         for k, ex in enumerate(examples):
             other = getattr(ex, source)
             for s in range(0, len(ex), chunk):
-                im, st = spectrogrammer.images(ex.x[s:s + chunk], other[s:s + chunk])
+                im, st = spectrogrammer.images(ex.x[s : s + chunk], other[s : s + chunk])
                 imgs.append(im.to(dtype))
                 means.append(st.mean)
                 stds.append(st.std)

@@ -5,6 +5,7 @@ top of the repository; any other profile writes them under ``build/<profile>/`` 
 smoke or paper run never overwrites the committed canonical results.
 Environment variables ``DAFX_BUILD_DIR`` and ``DAFX_OUTPUT_DIR`` move both.
 """
+
 from __future__ import annotations
 
 import os

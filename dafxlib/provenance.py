@@ -10,6 +10,7 @@ Each entry carries notebook, profile, seed, git commit and time. ``report/proven
 lists every figure and number with its maker, each notebook's wall time and the machine.
 All writes are atomic and locked.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -19,11 +20,12 @@ import platform
 import re
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from . import storage, paths
+from . import paths, storage
 from .config import Profile, get_profile
 from .errors import DafxError
 
@@ -36,8 +38,9 @@ def git_commit() -> str:
     outputs (figures/, report/) do not count: the run rewrites them as it goes."""
     root = paths.repo_root()
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         commit = out.stdout.strip() or "unknown"
         exclude = []
         canonical = paths.output_dir(paths.CANONICAL_PROFILE)
@@ -46,16 +49,25 @@ def git_commit() -> str:
                 exclude.append(f":(exclude){d.resolve().relative_to(root.resolve()).as_posix()}")
             except ValueError:  # outputs redirected outside the repository
                 pass
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude],
-                               cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return commit + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
 def machine() -> dict[str, Any]:
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
     try:
         import torch
 
@@ -79,16 +91,21 @@ class RunContext:
         return self.profile.seed
 
     def stamp(self) -> dict[str, Any]:
-        return {"notebook": self.notebook, "profile": self.profile.name, "seed": self.seed,
-                "commit": self.commit,
-                "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        return {
+            "notebook": self.notebook,
+            "profile": self.profile.name,
+            "seed": self.seed,
+            "commit": self.commit,
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
 
 
 _CURRENT: RunContext | None = None
 
 
-def start_notebook(notebook: str, profile: str | Profile = "default",
-                   overrides: Mapping[str, Any] | None = None) -> Profile:
+def start_notebook(
+    notebook: str, profile: str | Profile = "default", overrides: Mapping[str, Any] | None = None
+) -> Profile:
     """Resolve the profile and make ``notebook`` the maker of what follows."""
     global _CURRENT
     prof = get_profile(profile, overrides)
@@ -136,8 +153,7 @@ def record_number(key: str, value: Any, *, unit: str | None = None) -> Any:
         entry["note"] = f"non-finite value {value!r}"
     prof = ctx.profile.name
     storage.update_json(numbers_path(prof), lambda d: {**d, key: entry})
-    storage.update_json(provenance_path(prof),
-                   lambda d: _prov_set(d, "numbers", key, {"notebook": ctx.notebook}))
+    storage.update_json(provenance_path(prof), lambda d: _prov_set(d, "numbers", key, {"notebook": ctx.notebook}))
     return clean
 
 
@@ -176,18 +192,28 @@ def save_figure(fig, name: str, *, vector: str = "svg", dpi: int = 100) -> Path:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata=meta)
     with storage.atomic_path(d / f"{name}.{vector}") as tmp:
         fig.savefig(tmp, format=vector, bbox_inches="tight")
-    storage.update_json(provenance_path(ctx.profile.name),
-                   lambda p: _prov_set(p, "figures", name,
-                                       {**ctx.stamp(), "files": [png.name, f"{name}.{vector}"]}))
+    storage.update_json(
+        provenance_path(ctx.profile.name),
+        lambda p: _prov_set(p, "figures", name, {**ctx.stamp(), "files": [png.name, f"{name}.{vector}"]}),
+    )
     return png
 
 
 def record_notebook_time(profile: str, notebook: str, wall_s: float, status: str = "ok") -> None:
     """Called by run_all.sh after each notebook."""
+
     def upd(p):
-        p = _prov_set(p, "notebooks", notebook,
-                      {"wall_s": round(wall_s, 2), "status": status, "commit": git_commit(),
-                       "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+        p = _prov_set(
+            p,
+            "notebooks",
+            notebook,
+            {
+                "wall_s": round(wall_s, 2),
+                "status": status,
+                "commit": git_commit(),
+                "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            },
+        )
         p["machine"] = machine()
         p["profile"] = profile
         return p
@@ -198,8 +224,9 @@ def record_notebook_time(profile: str, notebook: str, wall_s: float, status: str
 def record_artifact(key: str, info: Mapping[str, Any]) -> None:
     """Record facts about a build artifact (e.g. corpus build time and size) in provenance."""
     ctx = current()
-    storage.update_json(provenance_path(ctx.profile.name),
-                   lambda p: _prov_set(p, "artifacts", key, {**dict(info), **ctx.stamp()}))
+    storage.update_json(
+        provenance_path(ctx.profile.name), lambda p: _prov_set(p, "artifacts", key, {**dict(info), **ctx.stamp()})
+    )
 
 
 def _prov_set(d: dict, section: str, key: str, value: Any) -> dict:
@@ -220,5 +247,4 @@ def load_provenance(profile: str = "default") -> dict[str, Any]:
 
 def clear_notebook_outputs(profile: str, notebook: str) -> None:
     """Forget the numbers a notebook recorded earlier, so a re-run leaves no stale keys."""
-    storage.update_json(numbers_path(profile),
-                   lambda d: {k: v for k, v in d.items() if v.get("notebook") != notebook})
+    storage.update_json(numbers_path(profile), lambda d: {k: v for k, v in d.items() if v.get("notebook") != notebook})

@@ -20,6 +20,7 @@ counter (no idle worker while the other still has a queue); worker processes rep
 through a status array in shared memory and send a message only for a failed item and at
 the end of their share, so the parent wakes twice per batch, not once per item.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -33,13 +34,12 @@ import multiprocessing.connection as mpc
 import os
 import pickle
 import signal
-from multiprocessing import shared_memory
 import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class RenderResult:
     def n_failed(self) -> int:
         return len(self.failed)
 
-    def raise_if_failed(self) -> "RenderResult":
+    def raise_if_failed(self) -> RenderResult:
         """Raise :class:`EffectError` listing the failures, if there are any."""
         if self.failed:
             shown = "; ".join(f"item {i}: {r}" for i, r in self.failed[:5])
@@ -150,8 +150,7 @@ def _attach(cache: dict, name: str) -> shared_memory.SharedMemory:
     return shm
 
 
-def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_seconds: float,
-                         silence_db: float) -> None:
+def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_seconds: float, silence_db: float) -> None:
     """Worker process: build the effect once, then render jobs read from shared memory."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
     effect = pickle.loads(effect_bytes)
@@ -191,9 +190,12 @@ def _process_worker_main(conn, effect_bytes: bytes, sample_rate: int, tail_secon
 class _ProcessWorker:
     def __init__(self, ctx, effect_bytes: bytes, sample_rate: int, tail_seconds: float, silence_db: float):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_process_worker_main,
-                                args=(child, effect_bytes, sample_rate, tail_seconds, silence_db),
-                                daemon=True, name="dafx-render-worker")
+        self.proc = ctx.Process(
+            target=_process_worker_main,
+            args=(child, effect_bytes, sample_rate, tail_seconds, silence_db),
+            daemon=True,
+            name="dafx-render-worker",
+        )
         self.proc.start()
         child.close()
         #: jobs sent and not yet finished, oldest (the one being rendered) first
@@ -295,7 +297,7 @@ class _ProcessBatch:
     def finish(self, rows: list[int]) -> None:
         """Copy finished rows out; a row neither OK nor explained still counts as failed."""
         if rows == list(range(rows[0], rows[-1] + 1)):
-            self.out[rows[0]:rows[-1] + 1] = self.shared_out[rows[0]:rows[-1] + 1]
+            self.out[rows[0] : rows[-1] + 1] = self.shared_out[rows[0] : rows[-1] + 1]
         else:
             self.out[rows] = self.shared_out[rows]
         for i in rows:
@@ -315,9 +317,18 @@ class RenderPool:
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, effect: Effect, sample_rate: int, workers: int = 2, *, mode: str = "auto",
-                 silence_db: float = -90.0, tail_seconds: float = 0.0, item_timeout: float | None = 300.0,
-                 mp_context: str = "spawn"):
+    def __init__(
+        self,
+        effect: Effect,
+        sample_rate: int,
+        workers: int = 2,
+        *,
+        mode: str = "auto",
+        silence_db: float = -90.0,
+        tail_seconds: float = 0.0,
+        item_timeout: float | None = 300.0,
+        mp_context: str = "spawn",
+    ):
         if not isinstance(effect, Effect):
             raise EffectError(f"RenderPool needs an Effect, got {type(effect).__name__}")
         sample_rate = check_sample_rate(sample_rate, f"RenderPool({effect.name})", error=EffectError)
@@ -352,13 +363,15 @@ class RenderPool:
             try:
                 self._effect_bytes = pickle.dumps(effect)
             except Exception as e:
-                raise EffectError(f"{effect.name}: process workers need a picklable effect ({e}); "
-                                  "use mode='thread' or make the effect picklable") from e
+                raise EffectError(
+                    f"{effect.name}: process workers need a picklable effect ({e}); "
+                    "use mode='thread' or make the effect picklable"
+                ) from e
             self._procs = [self._new_proc() for _ in range(self.workers)]
         self._finalizer = weakref.finalize(self, _shutdown, self._executor, self._procs, self._shared)
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def __enter__(self) -> "RenderPool":
+    def __enter__(self) -> RenderPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -379,8 +392,11 @@ class RenderPool:
             lengths = {np.asarray(a).reshape(-1).shape[0] for a in audios}
             if len(lengths) > 1:
                 raise EffectError(f"{name}: all clips of a batch must have the same length, got {sorted(lengths)}")
-            audios = np.stack([as_float_audio(a, name, error=EffectError).reshape(-1) for a in audios]) \
-                if audios else np.zeros((0, 0), np.float32)
+            audios = (
+                np.stack([as_float_audio(a, name, error=EffectError).reshape(-1) for a in audios])
+                if audios
+                else np.zeros((0, 0), np.float32)
+            )
         a = np.ascontiguousarray(as_float_audio(audios, name, error=EffectError), dtype=np.float32)
         if a.ndim != 2 or a.shape[1] == 0:
             raise EffectError(f"{name}: audios must have shape (batch, samples), got {a.shape}")
@@ -390,11 +406,14 @@ class RenderPool:
         if p.ndim == 1:
             p = np.broadcast_to(p, (a.shape[0], p.shape[0]))
         if p.ndim != 2 or p.shape[0] != a.shape[0]:
-            raise EffectError(f"{name}: params01 must have shape (batch={a.shape[0]}, {self.effect.n_params}), "
-                              f"got {np.shape(params01)}")
+            raise EffectError(
+                f"{name}: params01 must have shape (batch={a.shape[0]}, {self.effect.n_params}), "
+                f"got {np.shape(params01)}"
+            )
         if p.shape[1] != self.effect.n_params:
-            raise EffectError(f"{name}: expected {self.effect.n_params} parameters {self.effect.param_names}, "
-                              f"got {p.shape[1]}")
+            raise EffectError(
+                f"{name}: expected {self.effect.n_params} parameters {self.effect.param_names}, got {p.shape[1]}"
+            )
         if not np.isfinite(p).all():
             raise EffectError(f"{name}: parameters must be finite")
         if (p < 0).any() or (p > 1).any():
@@ -511,7 +530,7 @@ class RenderPool:
             _raise_non_finite(self.effect.name, a)
         return out
 
-    def _dispatch(self, st: "_ProcessBatch") -> None:
+    def _dispatch(self, st: _ProcessBatch) -> None:
         """Top every worker up to JOBS_AHEAD chunks while items are left."""
         n = len(self._procs)
         for k, w in enumerate(self._procs):
@@ -527,7 +546,7 @@ class RenderPool:
                     self._fail_and_restart(k, w.death_reason(), st)
                     w = self._procs[k]
 
-    def _service(self, k: int, st: "_ProcessBatch") -> None:
+    def _service(self, k: int, st: _ProcessBatch) -> None:
         """Read what worker ``k`` sent; if it has died, blame the item it had started."""
         w = self._procs[k]
         try:
@@ -545,7 +564,7 @@ class RenderPool:
         if w.jobs and not w.proc.is_alive():
             self._fail_and_restart(k, w.death_reason(), st)
 
-    def _check_progress(self, busy: dict, st: "_ProcessBatch") -> None:
+    def _check_progress(self, busy: dict, st: _ProcessBatch) -> None:
         """After a wait timed out: kill workers that started no new item for ``item_timeout``."""
         now = time.monotonic()
         for k, w in busy.items():
@@ -555,7 +574,7 @@ class RenderPool:
             elif now >= w.deadline(self.item_timeout):
                 self._fail_and_restart(k, f"timeout: no result within {self.item_timeout:g} s", st)
 
-    def _give_up(self, reason: str, st: "_ProcessBatch") -> None:
+    def _give_up(self, reason: str, st: _ProcessBatch) -> None:
         """Stop restarting workers that die before rendering anything, and say why."""
         st.todo = []
         for w in self._procs:
@@ -567,13 +586,15 @@ class RenderPool:
             raise RenderPoolError(
                 f"{self.effect.name}: {self._startup_deaths} render worker processes in a row started no item "
                 f"within {STARTUP_GRACE + (self.item_timeout or 0):g} s ({reason}); the machine is overloaded or "
-                "the effect is slow to load: raise item_timeout, or use mode='thread'")
+                "the effect is slow to load: raise item_timeout, or use mode='thread'"
+            )
         raise RenderPoolError(
             f"{self.effect.name}: {self._startup_deaths} render worker processes in a row died before rendering "
             f"anything (last: {reason}). Likely cause: the 'spawn' start method re-imports your main script in "
             "every worker, so a script that renders at import time must put that code under "
-            "`if __name__ == \"__main__\":` (the workers' error output above says more). Otherwise the effect "
-            "cannot be built in a fresh process (plugin missing there?); mode='thread' avoids processes.")
+            '`if __name__ == "__main__":` (the workers\' error output above says more). Otherwise the effect '
+            "cannot be built in a fresh process (plugin missing there?); mode='thread' avoids processes."
+        )
 
     def _replace(self, k: int) -> None:
         self._procs[k].kill()
@@ -583,7 +604,7 @@ class RenderPool:
     #: workers that may die in a row before starting any item before the pool gives up
     MAX_STARTUP_DEATHS = 3
 
-    def _fail_and_restart(self, k: int, reason: str, st: "_ProcessBatch") -> None:
+    def _fail_and_restart(self, k: int, reason: str, st: _ProcessBatch) -> None:
         """Worker ``k`` died or hung: its STARTED item fails, its unstarted items go back."""
         w = self._procs[k]
         started_any = w.rendered or any(st.status[i] != QUEUED for job in w.jobs for i in job)
@@ -609,8 +630,10 @@ class RenderPool:
         self._replace(k)
 
     def __repr__(self) -> str:
-        return (f"<RenderPool {self.effect.name} {self.mode} x{self.workers} @ {self.sample_rate} Hz"
-                f"{' closed' if self._closed else ''}>")
+        return (
+            f"<RenderPool {self.effect.name} {self.mode} x{self.workers} @ {self.sample_rate} Hz"
+            f"{' closed' if self._closed else ''}>"
+        )
 
 
 # ---- shared pools ----------------------------------------------------------------------------
@@ -689,8 +712,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_shared_pools_after_fork)
 
 
-def render_batch(effect: Effect, audios, params01, sample_rate: int, workers: int = 2, *, reuse: bool = False,
-                 **kwargs) -> RenderResult:
+def render_batch(
+    effect: Effect, audios, params01, sample_rate: int, workers: int = 2, *, reuse: bool = False, **kwargs
+) -> RenderResult:
     """One :meth:`RenderPool.render` call: a fresh pool, closed afterwards, or with
     ``reuse=True`` the :func:`shared_pool` for these settings, left open for the next call."""
     if reuse:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import storage, paths, provenance
+from . import paths, provenance, storage
 from .errors import MissingArtifactError
 
 MISSING_MARKER = "MISSING: run notebook"

@@ -15,6 +15,7 @@
   evaluation sets are made again; trained models are kept).
 - Ctrl-C stops with one line (exit code 130); running the same command again resumes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import storage, paths, provenance
+from . import paths, provenance, storage
 from .config import get_profile, parse_overrides
 from .errors import ConfigError, DafxError
 from .run_progress import ENGINE as PROGRESS_ENGINE
@@ -86,22 +87,31 @@ def run(profile_name: str, stages: list[str], overrides: dict, *, log=print) -> 
         try:
             with LiveProgress(nb.stem):  # cell, section and loop counts on the terminal while it runs
                 pm.execute_notebook(
-                    str(nb), str(out), parameters={"PROFILE": profile_name, "OVERRIDES": overrides},
-                    kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False, log_output=False,
+                    str(nb),
+                    str(out),
+                    parameters={"PROFILE": profile_name, "OVERRIDES": overrides},
+                    kernel_name=KERNEL,
+                    cwd=str(nb.parent),
+                    progress_bar=False,
+                    log_output=False,
                     engine_name=PROGRESS_ENGINE,
                 )
         except KeyboardInterrupt:
             wall = time.perf_counter() - t0
             provenance.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
-            log(f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again to "
-                "resume (finished work is cached)")
+            log(
+                f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again to "
+                "resume (finished work is cached)"
+            )
             return 130
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell
             if getattr(exc, "ename", "") == "KeyboardInterrupt":
                 wall = time.perf_counter() - t0
                 provenance.record_notebook_time(profile_name, nb.stem, wall, status="interrupted")
-                log(f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again "
-                    "to resume (finished work is cached)")
+                log(
+                    f"{nb.stem:<22} INTERRUPTED after {wall:7.1f} s (Ctrl-C); run the same command again "
+                    "to resume (finished work is cached)"
+                )
                 return 130
             wall = time.perf_counter() - t0
             provenance.record_notebook_time(profile_name, nb.stem, wall, status="failed")
@@ -149,8 +159,8 @@ def build_report(profile_name: str, *, partial: bool = False, log=print) -> int:
     After a full run every figure and number the template names must exist (strict); after
     a partial run (--only/--from) gaps are rendered as visible MISSING markers instead.
     """
-    from .report import build_report as _build
     from .errors import MissingArtifactError
+    from .report import build_report as _build
 
     try:
         outputs = _build(profile_name, allow_missing=partial, log=log)  # says so when it skips the PDF
@@ -162,17 +172,26 @@ def build_report(profile_name: str, *, partial: bool = False, log=print) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="run_all.sh", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="run_all.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--profile", default="default")
     ap.add_argument("--only", action="append", metavar="NN", help="run only this notebook (repeatable)")
     ap.add_argument("--from", dest="start", metavar="NN", help="run from this notebook on")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a profile field, e.g. vae.epochs=3 (repeatable)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile field, e.g. vae.epochs=3 (repeatable)",
+    )
     ap.add_argument("--no-report", action="store_true", help="do not build the report")
-    ap.add_argument("--rebuild", action="store_true",
-                    help="delete build/<profile>/cache/ first: corpus, rendered examples and evaluation "
-                         "sets are made again (trained models are kept)")
+    ap.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="delete build/<profile>/cache/ first: corpus, rendered examples and evaluation "
+        "sets are made again (trained models are kept)",
+    )
     args = ap.parse_args(argv)
     try:
         overrides = _absolute_paths(parse_overrides(args.set))
@@ -193,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc == 0 and not args.no_report:
             rc = build_report(args.profile, partial=len(stages) < len(STAGES))
     except KeyboardInterrupt:
-        print("interrupted (Ctrl-C); run the same command again to resume (finished work is cached)",
-              file=sys.stderr)
+        print("interrupted (Ctrl-C); run the same command again to resume (finished work is cached)", file=sys.stderr)
         return 130
     return rc
 

@@ -29,11 +29,13 @@ Failed renders (non-finite, silent, exception; see :class:`dafxlib.render.Render
 zero audio in the forward pass and a zero gradient row in the backward pass; they are
 counted in ``failed_renders``.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,12 +61,14 @@ def epsilon_schedule(schedule: str | Callable[[int], float] | None, epsilon: flo
         return lambda step: float(epsilon) / (step + 1) ** SPALL_GAMMA
     if callable(schedule):
         return schedule
-    raise ConfigError(f"unknown SPSA epsilon schedule {schedule!r}; use None, 'constant', 'decay' "
-                      "or a callable step -> epsilon")
+    raise ConfigError(
+        f"unknown SPSA epsilon schedule {schedule!r}; use None, 'constant', 'decay' or a callable step -> epsilon"
+    )
 
 
-def perturbation_points(p: np.ndarray, epsilon: float, delta: np.ndarray,
-                        min_epsilon: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def perturbation_points(
+    p: np.ndarray, epsilon: float, delta: np.ndarray, min_epsilon: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The two settings SPSA renders for each example, and the per-example scalar eps.
 
     ``p`` (B, P) in [0, 1], ``delta`` (B, P) of +-1. Returns ``(p_plus, p_minus, eps)`` with
@@ -83,7 +87,7 @@ class _SPSAFunction(torch.autograd.Function):
     """y = effect(x, p); backward: two-sided SPSA estimate of J^T grad_output."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: torch.Tensor, layer: "EffectLayer") -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, p: torch.Tensor, layer: EffectLayer) -> torch.Tensor:
         x_np = x.detach().cpu().numpy().astype(np.float32, copy=False)
         p_np = p.detach().cpu().numpy().astype(np.float64)
         y = layer._render(x_np, p_np, kind="forward")
@@ -127,9 +131,18 @@ class EffectLayer(nn.Module):
     ``renders_perturbation / examples_backward`` (2 by construction, counted).
     """
 
-    def __init__(self, effect, sample_rate: int, pool: Any = None, epsilon: float = 0.05,
-                 schedule: str | Callable[[int], float] | None = None, *, min_epsilon: float = 1e-3,
-                 workers: int = 2, seed: int = 0):
+    def __init__(
+        self,
+        effect,
+        sample_rate: int,
+        pool: Any = None,
+        epsilon: float = 0.05,
+        schedule: str | Callable[[int], float] | None = None,
+        *,
+        min_epsilon: float = 1e-3,
+        workers: int = 2,
+        seed: int = 0,
+    ):
         super().__init__()
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise ConfigError(f"sample_rate must be a positive int, got {sample_rate!r}")
@@ -186,7 +199,7 @@ class EffectLayer(nn.Module):
                 self._pool.close()
             self._pool = None
 
-    def __enter__(self) -> "EffectLayer":
+    def __enter__(self) -> EffectLayer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -206,8 +219,10 @@ class EffectLayer(nn.Module):
         self.failed_renders += len(getattr(res, "failed", ()))
         y = np.asarray(res.audio, dtype=np.float32)
         if y.shape != x.shape:
-            raise EffectError(f"{self.effect.name}: render returned shape {y.shape} for input {x.shape}; "
-                              "effects must keep the input length")
+            raise EffectError(
+                f"{self.effect.name}: render returned shape {y.shape} for input {x.shape}; "
+                "effects must keep the input length"
+            )
         self._last_ok = np.asarray(getattr(res, "ok", np.ones(n, bool)), dtype=bool)
         return y
 
@@ -242,19 +257,21 @@ class EffectLayer(nn.Module):
         if x.ndim != 2:
             raise EffectError(f"EffectLayer expects audio of shape (B, N), got {tuple(x.shape)}")
         if p.ndim != 2 or p.shape[0] != x.shape[0] or p.shape[1] != self.effect.n_params:
-            raise EffectError(f"{self.effect.name}: expected params of shape ({x.shape[0]}, "
-                              f"{self.effect.n_params}) for audio {tuple(x.shape)}, got {tuple(p.shape)}")
+            raise EffectError(
+                f"{self.effect.name}: expected params of shape ({x.shape[0]}, "
+                f"{self.effect.n_params}) for audio {tuple(x.shape)}, got {tuple(p.shape)}"
+            )
         pv = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
         if not np.all(np.isfinite(pv)) or pv.min() < 0 or pv.max() > 1:
-            raise EffectError(f"{self.effect.name}: parameters must be finite and in [0, 1] "
-                              "(use a sigmoid output)")
+            raise EffectError(f"{self.effect.name}: parameters must be finite and in [0, 1] (use a sigmoid output)")
 
     def forward(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         self._check(x, p)
         if torch.is_grad_enabled() and p.requires_grad:
             return _SPSAFunction.apply(x, p, self)
-        y = self._render(x.detach().cpu().numpy().astype(np.float32),
-                         p.detach().cpu().numpy().astype(np.float64), kind="forward")
+        y = self._render(
+            x.detach().cpu().numpy().astype(np.float32), p.detach().cpu().numpy().astype(np.float64), kind="forward"
+        )
         return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
 
     def extra_repr(self) -> str:

@@ -25,16 +25,25 @@ def _finite(values: object) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def _interval(data: tuple[np.ndarray, ...], statistic, n_resamples: int, seed: int, level: float,
-              method: Method) -> tuple[float, float]:
+def _interval(
+    data: tuple[np.ndarray, ...], statistic, n_resamples: int, seed: int, level: float, method: Method
+) -> tuple[float, float]:
     from scipy import stats
 
     for m in dict.fromkeys((method, "percentile")):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # BCa warns (and returns NaN) on degenerate samples
-            res = stats.bootstrap(data, statistic, n_resamples=int(n_resamples), confidence_level=level,
-                                  method=m, vectorized=True, paired=False, batch=_BATCH,
-                                  random_state=np.random.default_rng(seed))
+            res = stats.bootstrap(
+                data,
+                statistic,
+                n_resamples=int(n_resamples),
+                confidence_level=level,
+                method=m,
+                vectorized=True,
+                paired=False,
+                batch=_BATCH,
+                random_state=np.random.default_rng(seed),
+            )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if np.isfinite(lo) and np.isfinite(hi):
             return lo, hi
@@ -49,8 +58,9 @@ def _diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
-def mean_ci(values: object, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
-            method: Method = "BCa") -> tuple[float | None, float | None, float | None]:
+def mean_ci(
+    values: object, n_resamples: int = 1000, seed: int = 0, level: float = 0.95, method: Method = "BCa"
+) -> tuple[float | None, float | None, float | None]:
     """Mean of the finite values and its bootstrap interval: (mean, lo, hi).
 
     ``(None, None, None)`` when no value is finite; ``(mean, mean, mean)`` for one value or
@@ -66,8 +76,9 @@ def mean_ci(values: object, n_resamples: int = 1000, seed: int = 0, level: float
     return mean, float(min(lo, mean)), float(max(hi, mean))
 
 
-def mean_diff_ci(a: object, b: object, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                 method: Method = "percentile") -> tuple[float, float, float]:
+def mean_diff_ci(
+    a: object, b: object, n_resamples: int = 1000, seed: int = 0, level: float = 0.95, method: Method = "percentile"
+) -> tuple[float, float, float]:
     """Difference of the means of two independent samples (a - b) and its bootstrap interval,
     each sample resampled on its own (unpaired): (diff, lo, hi). NaN when either sample is empty.
 

@@ -1,4 +1,5 @@
 """Atomic, locked file writes (JSON, npz, torch): a killed run never leaves a half-written file behind."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,8 +7,9 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import CorruptFileError
 
@@ -17,8 +19,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=suffix if suffix is not None else path.suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -52,8 +55,10 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"{path} is damaged (not valid JSON: {exc}); delete it and run again "
-                               "(it is rebuilt), or run_all.sh --rebuild") from exc
+        raise CorruptFileError(
+            f"{path} is damaged (not valid JSON: {exc}); delete it and run again "
+            "(it is rebuilt), or run_all.sh --rebuild"
+        ) from exc
 
 
 def remove_temp_files(folder: str | os.PathLike, names: Any) -> int:

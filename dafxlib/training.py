@@ -23,6 +23,7 @@ spinning OpenMP threads otherwise slow small models down many times.
 
 Also here: KL-weight schedules (:func:`beta_at`) for constant, linear warm-up and cyclic beta.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,10 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +51,20 @@ from .errors import ConfigError, CorruptFileError, TrainingDivergedError
 from .seeding import stable_hash
 from .threads import set_torch_threads
 
-__all__ = ["fit", "FitResult", "make_loader", "EpochSampler", "beta_at", "config_hash",
-           "read_log", "load_checkpoint", "BETA_SCHEDULES", "LR_SETTINGS", "resolve_device", "trainer_options"]
+__all__ = [
+    "fit",
+    "FitResult",
+    "make_loader",
+    "EpochSampler",
+    "beta_at",
+    "config_hash",
+    "read_log",
+    "load_checkpoint",
+    "BETA_SCHEDULES",
+    "LR_SETTINGS",
+    "resolve_device",
+    "trainer_options",
+]
 
 BETA_SCHEDULES = ("constant", "warmup", "linear", "cyclic")
 
@@ -71,7 +85,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # truncated zip, bad pickle, wrong file
         raise CorruptFileError(
             f"checkpoint {path} is damaged and cannot be read ({type(exc).__name__}: {str(exc)[:120]}); "
-            f"delete it and run again: training restarts from the start of this run") from exc
+            f"delete it and run again: training restarts from the start of this run"
+        ) from exc
 
 
 def _non_finite_weights(module) -> str | None:
@@ -85,8 +100,9 @@ def _non_finite_weights(module) -> str | None:
 # ---------------------------------------------------------------------------------------
 # beta schedules
 # ---------------------------------------------------------------------------------------
-def beta_at(epoch_float: float, schedule: str, beta: float, warmup_epochs: float = 0.0,
-            cycle_epochs: float = 0.0) -> float:
+def beta_at(
+    epoch_float: float, schedule: str, beta: float, warmup_epochs: float = 0.0, cycle_epochs: float = 0.0
+) -> float:
     """KL weight at a (fractional) epoch.
 
     - ``constant``: ``beta`` throughout;
@@ -161,8 +177,16 @@ class EpochSampler(Sampler[int]):
         return math.ceil(self.n / self._rank_world()[1])
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, seed: int, shuffle: bool = True,
-                drop_last: bool = False, num_workers: int = 0, **kwargs: Any) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    seed: int,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    **kwargs: Any,
+) -> DataLoader:
     """A DataLoader whose order depends only on ``(seed, epoch)`` (exact resume in :func:`fit`)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -171,9 +195,16 @@ def make_loader(dataset: Dataset, batch_size: int, *, seed: int, shuffle: bool =
         raise ConfigError("make_loader: the dataset is empty")
     g = torch.Generator()
     g.manual_seed(int(seed))
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(n, seed, shuffle),
-                      drop_last=drop_last, num_workers=num_workers, generator=g,
-                      persistent_workers=num_workers > 0, **kwargs)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(n, seed, shuffle),
+        drop_last=drop_last,
+        num_workers=num_workers,
+        generator=g,
+        persistent_workers=num_workers > 0,
+        **kwargs,
+    )
 
 
 def _epoch_sampler(loader: Any) -> EpochSampler | None:
@@ -208,8 +239,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 def _np_state_to_plain(state) -> list:
     name, keys, pos, has_gauss, cached = state
-    return [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
-            float(cached)]
+    return [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
 
 
 def _np_state_from_plain(plain) -> tuple:
@@ -219,13 +249,13 @@ def _np_state_from_plain(plain) -> tuple:
 
 def _diverged(run_dir: Path, what: str, where: str, lr_setting: str | None, lr: Any) -> TrainingDivergedError:
     last = run_dir / LAST
-    kept = (f"the last good checkpoint {last} is kept" if last.exists()
-            else "no checkpoint was written yet")
+    kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
     setting = lr_setting or "the learning rate"
     now = f", now {lr:g}" if isinstance(lr, (int, float)) else ""
     return TrainingDivergedError(
         f"training diverged at {where}: {what}. Lower {setting}{now} (e.g. ten times smaller) and run again; "
-        f"{kept} (a changed setting starts a new run)")
+        f"{kept} (a changed setting starts a new run)"
+    )
 
 
 def resolve_device(setting: str = "auto") -> torch.device:
@@ -234,8 +264,10 @@ def resolve_device(setting: str = "auto") -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device='cuda' but torch {torch.__version__} sees no GPU (CUDA build: "
-                          f"{torch.version.cuda or 'no'}); install CUDA torch (README) or set runtime.device=auto")
+        raise ConfigError(
+            f"runtime.device='cuda' but torch {torch.__version__} sees no GPU (CUDA build: "
+            f"{torch.version.cuda or 'no'}); install CUDA torch (README) or set runtime.device=auto"
+        )
     if setting == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ConfigError("runtime.device='mps' but this torch has no usable MPS backend; set runtime.device=auto")
     if setting not in ("cpu", "cuda", "mps"):
@@ -289,11 +321,13 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | Non
                 "epoch": int(trainer.current_epoch),
                 "processed": int(loop.batch_progress.current.processed),
                 "world_size": int(trainer.world_size),
-                "num_batches": int(trainer.num_training_batches)
-                if math.isfinite(trainer.num_training_batches) else -1,
-                "rng": {"torch": torch.get_rng_state(), "numpy": _np_state_to_plain(np.random.get_state()),
-                        "python": random.getstate(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                "num_batches": int(trainer.num_training_batches) if math.isfinite(trainer.num_training_batches) else -1,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "numpy": _np_state_to_plain(np.random.get_state()),
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                },
             }
 
         def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -328,8 +362,13 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | Non
         def _save(self, trainer):
             bad = _non_finite_weights(trainer.lightning_module)
             if bad is not None:  # never overwrite the last good checkpoint with broken weights
-                raise _diverged(run_dir, f"weight {bad} is NaN or inf",
-                                f"epoch {trainer.current_epoch}, step {trainer.global_step}", lr_setting, lr)
+                raise _diverged(
+                    run_dir,
+                    f"weight {bad} is NaN or inf",
+                    f"epoch {trainer.current_epoch}, step {trainer.global_step}",
+                    lr_setting,
+                    lr,
+                )
             tmp = run_dir / f".{LAST}.tmp"
             trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
@@ -361,8 +400,13 @@ def _make_callbacks(run_dir: Path, ckpt_every: int | None, lr_setting: str | Non
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
             if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
-                raise _diverged(run_dir, f"the training loss is {float(loss.detach().reshape(-1)[0])}",
-                                f"epoch {trainer.current_epoch}, step {trainer.global_step}", lr_setting, lr)
+                raise _diverged(
+                    run_dir,
+                    f"the training loss is {float(loss.detach().reshape(-1)[0])}",
+                    f"epoch {trainer.current_epoch}, step {trainer.global_step}",
+                    lr_setting,
+                    lr,
+                )
             row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
             row.update(self._metrics(trainer, val=False))
             self.rows.append(row)
@@ -477,13 +521,29 @@ def _final_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
-def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs: int, *,
-        seed: int, ckpt_every_n_steps: int | None = 200, progress: bool = True,
-        accelerator: str = "auto", devices: Any = "auto", strategy: Any = "auto", num_nodes: int = 1,
-        config: Mapping[str, Any] | None = None, callbacks: Sequence[Any] = (),
-        gradient_clip_val: float | None = None, precision: Any = None,
-        deterministic: bool | str = True, log_every_n_steps: int = 1,
-        num_threads: int | None = None, lr_setting: str | None = None) -> FitResult:
+def fit(
+    module,
+    train_loader,
+    val_loader,
+    run_dir: str | os.PathLike,
+    max_epochs: int,
+    *,
+    seed: int,
+    ckpt_every_n_steps: int | None = 200,
+    progress: bool = True,
+    accelerator: str = "auto",
+    devices: Any = "auto",
+    strategy: Any = "auto",
+    num_nodes: int = 1,
+    config: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Any] = (),
+    gradient_clip_val: float | None = None,
+    precision: Any = None,
+    deterministic: bool | str = True,
+    log_every_n_steps: int = 1,
+    num_threads: int | None = None,
+    lr_setting: str | None = None,
+) -> FitResult:
     """Train ``module`` (a ``LightningModule``) into ``run_dir``; resume or reuse when possible.
 
     ``config`` identifies the run (default: ``module.hparams``); its hash, ``max_epochs`` and
@@ -506,8 +566,12 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = dict(config) if config is not None else dict(getattr(module, "hparams", {}) or {})
-    ident = {"module": type(module).__name__, "config": _jsonable(cfg),
-             "max_epochs": int(max_epochs), "seed": int(seed)}
+    ident = {
+        "module": type(module).__name__,
+        "config": _jsonable(cfg),
+        "max_epochs": int(max_epochs),
+        "seed": int(seed),
+    }
     h = config_hash(ident)
     meta = storage.read_json(run_dir / RUN_JSON, None)
 
@@ -524,11 +588,19 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
         state = load_checkpoint(final)
         module.load_state_dict(state["state_dict"])
         history = read_log(run_dir)
-        return FitResult(run_dir=run_dir, checkpoint=final, config_hash=h,
-                         epochs=int(meta.get("epochs", max_epochs)), steps=int(meta.get("steps", 0)),
-                         wall_s=float(meta.get("wall_s", 0.0)), reused=True, resumed=False,
-                         history=history, final_metrics=_final_metrics(history),
-                         trained_epochs=float(meta.get("trained_epochs", 0.0)))
+        return FitResult(
+            run_dir=run_dir,
+            checkpoint=final,
+            config_hash=h,
+            epochs=int(meta.get("epochs", max_epochs)),
+            steps=int(meta.get("steps", 0)),
+            wall_s=float(meta.get("wall_s", 0.0)),
+            reused=True,
+            resumed=False,
+            history=history,
+            final_metrics=_final_metrics(history),
+            trained_epochs=float(meta.get("trained_epochs", 0.0)),
+        )
 
     set_torch_threads(num_threads or None)
     pl.seed_everything(int(seed), workers=True, verbose=False)
@@ -552,13 +624,21 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
         start_step = int(load_checkpoint(last).get("global_step", 0))
 
     trainer_kw: dict[str, Any] = dict(
-        max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, strategy=strategy,
+        max_epochs=int(max_epochs),
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
         num_nodes=int(num_nodes),
-        callbacks=[ckpt_cb, _epoch_progress(int(max_epochs)), *callbacks], logger=False,
+        callbacks=[ckpt_cb, _epoch_progress(int(max_epochs)), *callbacks],
+        logger=False,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),  # a caller's best-weights keeper
-        enable_progress_bar=bool(progress), enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=deterministic, default_root_dir=str(run_dir),
-        log_every_n_steps=log_every_n_steps, gradient_clip_val=gradient_clip_val,
+        enable_progress_bar=bool(progress),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=deterministic,
+        default_root_dir=str(run_dir),
+        log_every_n_steps=log_every_n_steps,
+        gradient_clip_val=gradient_clip_val,
     )
     if precision is not None:
         trainer_kw["precision"] = precision
@@ -571,8 +651,12 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     try:
         with _quiet(resumable=ckpt_cb._sampler is not None):
             trainer = pl.Trainer(**trainer_kw)
-            trainer.fit(module, train_dataloaders=train_loader,
-                        val_dataloaders=val_loader, ckpt_path=str(last) if resumed else None)
+            trainer.fit(
+                module,
+                train_dataloaders=train_loader,
+                val_dataloaders=val_loader,
+                ckpt_path=str(last) if resumed else None,
+            )
     except SystemExit as exc:  # Lightning turns Ctrl-C / kernel interrupt into sys.exit(1)
         raise KeyboardInterrupt(f"training interrupted; call fit again to resume from {last}") from exc
     finally:
@@ -598,15 +682,39 @@ def fit(module, train_loader, val_loader, run_dir: str | os.PathLike, max_epochs
     if trainer.is_global_zero:
         if ckpt_cb.rows:
             ckpt_cb._write_log()
-        storage.torch_save({"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-                       "config": ident, "hash": h, "epochs": epochs_done,
-                       "steps": steps}, final)
-        storage.write_json(run_dir / RUN_JSON, {**ident, "hash": h, "status": "done",
-                                           "epochs": epochs_done, "steps": steps,
-                                           "wall_s": round(wall, 3),
-                                           "trained_epochs": round(trained_epochs, 4)})
+        storage.torch_save(
+            {
+                "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+                "config": ident,
+                "hash": h,
+                "epochs": epochs_done,
+                "steps": steps,
+            },
+            final,
+        )
+        storage.write_json(
+            run_dir / RUN_JSON,
+            {
+                **ident,
+                "hash": h,
+                "status": "done",
+                "epochs": epochs_done,
+                "steps": steps,
+                "wall_s": round(wall, 3),
+                "trained_epochs": round(trained_epochs, 4),
+            },
+        )
     history = read_log(run_dir)
-    return FitResult(run_dir=run_dir, checkpoint=final, config_hash=h,
-                     epochs=epochs_done, steps=steps, wall_s=wall, reused=False,
-                     resumed=resumed, history=history, final_metrics=_final_metrics(history),
-                     trained_epochs=trained_epochs)
+    return FitResult(
+        run_dir=run_dir,
+        checkpoint=final,
+        config_hash=h,
+        epochs=epochs_done,
+        steps=steps,
+        wall_s=wall,
+        reused=False,
+        resumed=resumed,
+        history=history,
+        final_metrics=_final_metrics(history),
+        trained_epochs=trained_epochs,
+    )

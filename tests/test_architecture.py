@@ -123,7 +123,9 @@ def test_module_docstring_says_what_it_holds(module):
     doc = ast.get_docstring(ast.parse(MODULES[module].read_text()))
     assert doc, f"{module} has no docstring"
     first = doc.strip().splitlines()[0]
-    assert first.endswith((".", ":")) and len(first) <= 120, f"{module}: first line is not a one-line summary: {first!r}"
+    assert first.endswith((".", ":")) and len(first) <= 120, (
+        f"{module}: first line is not a one-line summary: {first!r}"
+    )
     assert "DESIGN.md" not in doc, f"{module} cites DESIGN.md, which is not in the repository"
 
 
@@ -131,9 +133,11 @@ def test_public_entry_points_resolve_lazily():
     import subprocess
     import sys
 
-    code = ("import sys, dafxlib; assert 'torch' not in sys.modules, 'import dafxlib pulled in torch'; "
-            "missing = [n for n in dafxlib.__all__ if getattr(dafxlib, n, None) is None]; "
-            "assert not missing, missing; print(len(dafxlib.__all__))")
+    code = (
+        "import sys, dafxlib; assert 'torch' not in sys.modules, 'import dafxlib pulled in torch'; "
+        "missing = [n for n in dafxlib.__all__ if getattr(dafxlib, n, None) is None]; "
+        "assert not missing, missing; print(len(dafxlib.__all__))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.strip()) >= 15

@@ -1,4 +1,5 @@
 """dafxlib.audio: loading, resampling, levels, loudness, silence, fades and validation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -145,18 +146,21 @@ def test_validate_accepts_good_audio():
     assert out.dtype == np.float32
 
 
-@pytest.mark.parametrize("bad, kwargs, msg", [
-    (np.full(SR, np.nan, np.float32), {}, "non-finite"),
-    (np.zeros(SR, np.float32), {}, "silent"),
-    (sine(seconds=0.1), {"min_seconds": 0.5}, "too short"),
-    (np.zeros((2, 2, 10)), {}, "expected shape"),
-    (np.stack([sine()] * 2).T, {}, "transpose"),
-    (np.stack([sine()] * 3), {"max_channels": 2}, "3 channels"),
-    (np.stack([sine()] * 2), {"mono": True}, "expected shape"),
-    (sine() * 4, {"max_abs": 1.0}, "peak"),
-    (np.zeros(0, np.float32), {}, "empty"),
-    ("not audio", {}, "numeric"),
-])
+@pytest.mark.parametrize(
+    "bad, kwargs, msg",
+    [
+        (np.full(SR, np.nan, np.float32), {}, "non-finite"),
+        (np.zeros(SR, np.float32), {}, "silent"),
+        (sine(seconds=0.1), {"min_seconds": 0.5}, "too short"),
+        (np.zeros((2, 2, 10)), {}, "expected shape"),
+        (np.stack([sine()] * 2).T, {}, "transpose"),
+        (np.stack([sine()] * 3), {"max_channels": 2}, "3 channels"),
+        (np.stack([sine()] * 2), {"mono": True}, "expected shape"),
+        (sine() * 4, {"max_abs": 1.0}, "peak"),
+        (np.zeros(0, np.float32), {}, "empty"),
+        ("not audio", {}, "numeric"),
+    ],
+)
 def test_validate_rejects_bad_audio(bad, kwargs, msg):
     with pytest.raises(AudioError, match=msg):
         A.validate_audio(bad, SR, **kwargs)

@@ -1,4 +1,5 @@
 """The effects benchmark script runs and reports what the README table shows."""
+
 from __future__ import annotations
 
 import importlib.util

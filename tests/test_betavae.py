@@ -1,4 +1,5 @@
 """dafxlib.betavae.probes (what a latent holds) and the sweep selection rule."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +7,19 @@ import pandas as pd
 import pytest
 import torch
 
-from dafxlib.betavae.probes import (active_units, latent_distance_ratio, latent_variances, mi_summary,
-                              mutual_information, probe, reconstruction_stats)
+from dafxlib.betavae import config_name, select_config, sweep_configs
+from dafxlib.betavae.probes import (
+    active_units,
+    latent_distance_ratio,
+    latent_variances,
+    mi_summary,
+    mutual_information,
+    probe,
+    reconstruction_stats,
+)
 from dafxlib.config import get_profile
 from dafxlib.errors import ConfigError, DatasetError
 from dafxlib.models.vae import SpecVAE
-from dafxlib.betavae import config_name, select_config, sweep_configs
 
 
 def test_active_units_counts_varying_dims():
@@ -114,8 +122,10 @@ def test_config_name_is_key_safe():
 
 
 def test_select_config_rule():
-    t = pd.DataFrame({"recon": [0.10, 0.11, 0.30, 0.12], "probe_seen": [0.90, 0.95, 0.99, 0.95],
-                      "active_units": [10, 6, 3, 9]}, index=["a", "b", "c", "d"])
+    t = pd.DataFrame(
+        {"recon": [0.10, 0.11, 0.30, 0.12], "probe_seen": [0.90, 0.95, 0.99, 0.95], "active_units": [10, 6, 3, 9]},
+        index=["a", "b", "c", "d"],
+    )
     name, reason = select_config(t, recon_tolerance=0.25)
     assert name == "d"  # c too poor a reconstruction; b and d tie on probe, d has more active units
     assert "d" in reason

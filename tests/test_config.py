@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from dafxlib.config import PROFILES, get_profile, parse_overrides, valid_keys
@@ -23,8 +25,7 @@ def test_unknown_override_key_lists_valid_keys():
 
 
 def test_overrides_are_typed_and_applied():
-    p = get_profile("smoke", parse_overrides(["vae.epochs=5", "vae.beta=0.5", "seed=7",
-                                              "sweep.betas=[0.1, 1]"]))
+    p = get_profile("smoke", parse_overrides(["vae.epochs=5", "vae.beta=0.5", "seed=7", "sweep.betas=[0.1, 1]"]))
     assert p.vae.epochs == 5 and p.vae.beta == 0.5 and p.seed == 7
     assert p.sweep.betas == (0.1, 1.0)
     with pytest.raises(ConfigError):
@@ -38,7 +39,7 @@ def test_profiles_are_frozen_and_hash_is_stable():
     assert a.hash("data") == b.hash("data")
     assert a.hash("data") != get_profile("default", {"seed": 1}).hash("data")
     assert a.hash("data") != get_profile("default", {"data.n_speech": 3}).hash("data")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         a.seed = 3  # frozen
 
 

@@ -1,4 +1,5 @@
 """Controller MLP, features, training signals, artifacts (round trip, reuse, resume)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,7 @@ class ToyGainTone(Effect):
     name = "ToyGainTone"
 
     def __init__(self):
-        super().__init__([ParamSpec("gain_db", -18.0, 6.0, 0.0, "dB"),
-                          ParamSpec("tone", 0.05, 0.95, 0.5)])
+        super().__init__([ParamSpec("gain_db", -18.0, 6.0, 0.0, "dB"), ParamSpec("tone", 0.05, 0.95, 0.5)])
 
     def _render(self, audio, sample_rate, raw):
         a = raw["tone"]
@@ -59,8 +59,9 @@ def _clips(n, seed):
     rng = np.random.default_rng(seed)
     t = np.arange(2 * HALF) / SR
     f = rng.uniform(100, 1500, (n, 1))
-    a = (0.3 * np.sign(np.sin(2 * np.pi * f * t)) * rng.uniform(0.3, 1.0, (n, 1))
-         + 0.03 * rng.standard_normal((n, 2 * HALF)))
+    a = 0.3 * np.sign(np.sin(2 * np.pi * f * t)) * rng.uniform(0.3, 1.0, (n, 1)) + 0.03 * rng.standard_normal(
+        (n, 2 * HALF)
+    )
     return a.astype(np.float32)
 
 
@@ -71,19 +72,37 @@ def _data(effect, features, split, n, seed):
     p = np.random.default_rng(seed + 1).uniform(0, 1, (n, effect.n_params)).astype(np.float32)
     wet = np.stack([effect.process(c, SR, q) for c, q in zip(clips, p)])
     x, y, y_ref = clips[:, :HALF], wet[:, :HALF], wet[:, HALF:]
-    return Examples(x, y, y_ref, p, np.array([f"{split}{i}" for i in range(n)]), effect.key, split=split,
-                    features=features(x, y_ref))
+    return Examples(
+        x,
+        y,
+        y_ref,
+        p,
+        np.array([f"{split}{i}" for i in range(n)]),
+        effect.key,
+        split=split,
+        features=features(x, y_ref),
+    )
 
 
 @pytest.fixture
 def profile(tmp_path, monkeypatch):
     monkeypatch.setenv("DAFX_BUILD_DIR", str(tmp_path / "build"))
     monkeypatch.setenv("DAFX_OUTPUT_DIR", str(tmp_path / "out"))
-    return get_profile("smoke", {"data.sample_rate": SR, "data.half_seconds": HALF / SR,
-                                 "controller.hidden": 32, "controller.regression_epochs": 6,
-                                 "controller.spsa_epochs": 1, "controller.batch_size": 32,
-                                 "controller.spsa_batch_size": 16, "controller.spsa_n_train": 32,
-                                 "controller.lr": 1e-2, "effects.workers": 2})
+    return get_profile(
+        "smoke",
+        {
+            "data.sample_rate": SR,
+            "data.half_seconds": HALF / SR,
+            "controller.hidden": 32,
+            "controller.regression_epochs": 6,
+            "controller.spsa_epochs": 1,
+            "controller.batch_size": 32,
+            "controller.spsa_batch_size": 16,
+            "controller.spsa_n_train": 32,
+            "controller.lr": 1e-2,
+            "effects.workers": 2,
+        },
+    )
 
 
 def test_mlp_shapes_and_initial_outputs_near_half():
@@ -143,8 +162,7 @@ def test_regression_round_trip_reuse_and_resume(profile):
     feats = ControllerFeatures(enc, SR, level_fn=level_fn)
     fp = e2e.encoder_fingerprint(enc, SR, HALF)
     train, val = _data(eff, feats, "train", 64, 1), _data(eff, feats, "val", 24, 2)
-    tc = e2e.train_controller(profile, eff, "regression", train, val, fingerprint=fp, features=feats,
-                              progress=False)
+    tc = e2e.train_controller(profile, eff, "regression", train, val, fingerprint=fp, features=feats, progress=False)
     assert not tc.reused and tc.artifact.exists()
     # it learned: better than the constant-0.5 guess on held-out parameters
     const = np.abs(val.p - 0.5).mean()
@@ -157,20 +175,22 @@ def test_regression_round_trip_reuse_and_resume(profile):
     assert p1.shape == (24, 2) and p1.min() >= 0 and p1.max() <= 1
     assert e2e.best_signal(profile, eff.key) == "regression"
     # same configuration: the artifact is reused, no training
-    again = e2e.train_controller(profile, eff, "regression", train, val, fingerprint=fp, features=feats,
-                                 progress=False)
+    again = e2e.train_controller(profile, eff, "regression", train, val, fingerprint=fp, features=feats, progress=False)
     assert again.reused
     # artifact lost after the run finished: the finished Lightning run is reused (resume path)
     tc.artifact.unlink()
-    resumed = e2e.train_controller(profile, eff, "regression", train, val, fingerprint=fp, features=feats,
-                                   progress=False)
+    resumed = e2e.train_controller(
+        profile, eff, "regression", train, val, fingerprint=fp, features=feats, progress=False
+    )
     assert not resumed.reused
     np.testing.assert_allclose(resumed.predictor.predict_features(val.features), p1, atol=1e-6)
     # a different encoder makes the stored controller stale
     with pytest.warns(UserWarning, match="re-run notebook"):
+
         class Other(StandInEncoder):
             def embed(self, x, y):
                 return super().embed(x, y) + 1.0
+
         e2e.load_controller(profile, eff.key, "regression", encoder=Other(), level_fn=level_fn)
     with pytest.raises(MissingArtifactError):
         e2e.load_controller(profile, eff.key, "audio", encoder=enc, level_fn=level_fn)
@@ -183,10 +203,10 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     eff = ToyGainTone()
     feats = ControllerFeatures(None, SR, blocks=("level", "descriptors"), level_fn=level_fn)
     train, val = _data(eff, feats, "train", 32, 3), _data(eff, feats, "val", 16, 4)
-    reg = e2e.train_controller(prof, eff, "regression", train, val, fingerprint="none", features=feats,
-                               progress=False)
-    both = e2e.train_controller(prof, eff, "both", train, val, fingerprint="none", features=feats,
-                                warm_start=reg, progress=False)
+    reg = e2e.train_controller(prof, eff, "regression", train, val, fingerprint="none", features=feats, progress=False)
+    both = e2e.train_controller(
+        prof, eff, "both", train, val, fingerprint="none", features=feats, warm_start=reg, progress=False
+    )
     assert both.spsa["renders_per_example_per_step"] == 2
     assert both.spsa["backward_steps"] == 2 * 2  # 2 epochs x 32/16 batches
     # the kept weights are the best on the validation audio loss, warm start included
@@ -201,10 +221,20 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     with RenderPool(eff, SR, workers=2) as pool:
         layer = EffectLayer(eff, SR, pool=pool)
         cfg = prof.controller
-        losses = {name: _eval_loss(Module(tc.predictor.model, "audio", 1e-3, layer=layer,
-                                              loss_fft_sizes=cfg.loss_fft_sizes,
-                                              loss_hop_fraction=cfg.loss_hop_fraction), loader)
-                  for name, tc in (("regression", reg), ("both", both))}
+        losses = {
+            name: _eval_loss(
+                Module(
+                    tc.predictor.model,
+                    "audio",
+                    1e-3,
+                    layer=layer,
+                    loss_fft_sizes=cfg.loss_fft_sizes,
+                    loss_hop_fraction=cfg.loss_hop_fraction,
+                ),
+                loader,
+            )
+            for name, tc in (("regression", reg), ("both", both))
+        }
     assert losses["both"] <= losses["regression"] + 1e-6, losses
     val_losses = [r["val_loss"] for r in both.history if "val_loss" in r]
     blob = torch.load(both.artifact, weights_only=False)

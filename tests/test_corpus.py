@@ -1,4 +1,5 @@
 """dafxlib.corpus: embedded speech/music, clips, splits, determinism, cache, paper and user data."""
+
 from __future__ import annotations
 
 import threading
@@ -10,7 +11,8 @@ import soundfile as sf
 
 from dafxlib import audio as A
 from dafxlib.config import get_profile
-from dafxlib.corpus import Clip, build_corpus, speech as S, synth
+from dafxlib.corpus import Clip, build_corpus, synth
+from dafxlib.corpus import speech as S
 from dafxlib.errors import AudioError, ConfigError, DatasetError
 
 TINY = {"data.n_speech": 6, "data.n_music": 5, "data.half_seconds": 0.5}
@@ -140,8 +142,9 @@ def test_bad_corpus_settings():
 
 # ----------------------------------------------------------------------------- speech engine
 def test_speech_reproducible_and_voices_checked():
-    items = [(S.HARVARD_SENTENCES[i], S.Voice("en-gb-x-rp", v, 180, 40, 50))
-             for i, v in enumerate(["f3", "m2", "klatt4"])]
+    items = [
+        (S.HARVARD_SENTENCES[i], S.Voice("en-gb-x-rp", v, 180, 40, 50)) for i, v in enumerate(["f3", "m2", "klatt4"])
+    ]
     a, sr = S.synthesize_many(items, chunk_size=2)
     b, _ = S.synthesize_many(items, chunk_size=2, workers=1)
     assert sr == 22_050 and all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -193,18 +196,25 @@ def test_phrases_exact_length_deterministic_and_fast():
 def test_karplus_strong_is_in_tune(freq):
     sr = 24_000
     y = synth.pluck(freq, 1.0, sr, np.random.default_rng(0), brightness=0.9)
-    spec = np.abs(np.fft.rfft(y[: sr] * np.hanning(sr), 16 * sr))
+    spec = np.abs(np.fft.rfft(y[:sr] * np.hanning(sr), 16 * sr))
     lo = int(0.5 * freq * 16)
-    f0 = (lo + np.argmax(spec[lo: int(1.5 * freq * 16)])) / 16
+    f0 = (lo + np.argmax(spec[lo : int(1.5 * freq * 16)])) / 16
     assert abs(1200 * np.log2(f0 / freq)) < 3  # within 3 cents
     assert A.rms_db(y[-2400:]) < A.rms_db(y[:2400]) - 10  # it decays
 
 
 def test_instruments_are_finite():
     sr, rng = 24_000, np.random.default_rng(0)
-    for sig in (synth.bass(55, 0.5, sr, rng), synth.keys(440, 0.5, sr, rng),
-                synth.keys(440, 0.5, sr, rng, kind="organ"), synth.pad([220, 277, 330], 1.0, sr, rng),
-                synth.kick(sr, rng), synth.snare(sr, rng), synth.hat(sr, rng), synth.hat(sr, rng, open_=True)):
+    for sig in (
+        synth.bass(55, 0.5, sr, rng),
+        synth.keys(440, 0.5, sr, rng),
+        synth.keys(440, 0.5, sr, rng, kind="organ"),
+        synth.pad([220, 277, 330], 1.0, sr, rng),
+        synth.kick(sr, rng),
+        synth.snare(sr, rng),
+        synth.hat(sr, rng),
+        synth.hat(sr, rng, open_=True),
+    ):
         assert sig.dtype == np.float32 and np.all(np.isfinite(sig)) and not A.is_silent(sig)
         assert A.peak(sig) < 4
 
@@ -242,8 +252,7 @@ PAPER_TINY = {"data.n_speech": 10, "data.n_music": 8, "data.half_seconds": 0.5}
 
 def test_paper_corpus_from_local_datasets(tmp_path):
     _fake_datasets(tmp_path / "ds")
-    prof = get_profile("paper", {**PAPER_TINY, "data.dataset_root": str(tmp_path / "ds"),
-                                 "effects.workers": 2})
+    prof = get_profile("paper", {**PAPER_TINY, "data.dataset_root": str(tmp_path / "ds"), "effects.workers": 2})
     c = build_corpus(prof)
     assert not c.synthetic and all(not x.synthetic for x in c)
     assert "real recordings" in c.summary()["description"]
@@ -289,7 +298,7 @@ def test_user_folder_clips_and_skips(tmp_path):
     assert set(reasons) == {"silent.wav", "short.wav", "broken.wav"}
     assert c.summary()["n_skipped"] == 3
     assert c.skip_reasons() == {"silent": 1, "too short": 1, "unreadable": 1}
-    from dafxlib import storage, paths
+    from dafxlib import paths, storage
     from dafxlib.corpus import SKIPS_ARTIFACT
 
     info = storage.read_json(paths.artifact_path(prof.name, SKIPS_ARTIFACT))  # what the runner prints after 01

@@ -3,6 +3,7 @@
 No test touches the network: downloads are served by a local http.server on 127.0.0.1
 (with and without HTTP Range support) or read from file:// URLs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -92,8 +93,7 @@ def test_load_folder_skips_bad_files_with_reasons(messy_folder, caplog):
         assert f.audio.dtype == np.float32 and f.audio.ndim == 1 and f.sample_rate == SR
         assert abs(len(f.audio) - SR) < 5
     skipped = {Path(p).name: r for p, r in rep.skipped}
-    assert set(skipped) == {"silent.wav", "short.wav", "lowrate.wav", "surround.wav", "corrupt.wav",
-                            "truncated.flac"}
+    assert set(skipped) == {"silent.wav", "short.wav", "lowrate.wav", "surround.wav", "corrupt.wav", "truncated.flac"}
     assert skipped["silent.wav"].startswith("silent")
     assert skipped["short.wav"].startswith("too short")
     assert skipped["lowrate.wav"].startswith("sample rate")
@@ -159,8 +159,10 @@ def test_vctk_layout(tmp_path):
 def test_daps_layout(tmp_path):
     make_daps(tmp_path)
     files = D.daps_files(tmp_path)
-    assert [(f.id, f.group, f.meta["gender"]) for f in files] == [("f1_script1", "f1", "female"),
-                                                                   ("m3_script2", "m3", "male")]
+    assert [(f.id, f.group, f.meta["gender"]) for f in files] == [
+        ("f1_script1", "f1", "female"),
+        ("m3_script2", "m3", "male"),
+    ]
 
 
 def test_musdb_layout(tmp_path):
@@ -171,8 +173,7 @@ def test_musdb_layout(tmp_path):
     assert D.musdb_files(tmp_path, stem="vocals")[0].path.name == "vocals.wav"
 
 
-@pytest.mark.parametrize("name, parser", [("vctk", D.vctk_files), ("daps", D.daps_files),
-                                          ("musdb18hq", D.musdb_files)])
+@pytest.mark.parametrize("name, parser", [("vctk", D.vctk_files), ("daps", D.daps_files), ("musdb18hq", D.musdb_files)])
 def test_missing_dataset_names_path_and_command(tmp_path, name, parser):
     root = tmp_path / "no_data_here"
     with pytest.raises(DatasetError) as e:

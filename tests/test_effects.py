@@ -1,4 +1,5 @@
 """Effects: registry, the portable set, parameter handling, Turtle reader, external wrapper."""
+
 from __future__ import annotations
 
 import pickle
@@ -28,7 +29,9 @@ def portable():
 
 
 def rel_diff(a, b) -> float:
-    return float(np.sqrt(np.mean((a.astype(np.float64) - b) ** 2)) / (np.sqrt(np.mean(b.astype(np.float64) ** 2)) + 1e-12))
+    return float(
+        np.sqrt(np.mean((a.astype(np.float64) - b) ** 2)) / (np.sqrt(np.mean(b.astype(np.float64) ** 2)) + 1e-12)
+    )
 
 
 def lsd_db(a, b) -> float:
@@ -56,8 +59,17 @@ def test_sets_and_split():
         assert isinstance(e, Effect)
         assert e.key == key
         assert e.name == DISPLAY_NAMES[key]
-    assert [e.name for e in fx.values()] == ["Overdrive", "Delay", "RingMod", "Dynamics", "Combo", "Ambience",
-                                             "Flanger", "MultiBand", "Leslie"]
+    assert [e.name for e in fx.values()] == [
+        "Overdrive",
+        "Delay",
+        "RingMod",
+        "Dynamics",
+        "Combo",
+        "Ambience",
+        "Flanger",
+        "MultiBand",
+        "Leslie",
+    ]
 
 
 def test_get_effect_case_insensitive_and_fresh():
@@ -157,15 +169,16 @@ def test_every_parameter_matters(key, portable, clip):
             best_lsd = max(best_lsd, lsd_db(y_lo, y_hi))
             if best_rel > 0.01 or best_lsd > 1.0:
                 break
-        assert best_rel > 0.01 or best_lsd > 1.0, \
+        assert best_rel > 0.01 or best_lsd > 1.0, (
             f"{key}.{name} barely changes the output (rel. diff {best_rel:.2e}, LSD {best_lsd:.2f} dB)"
+        )
 
 
 def test_tail_and_length(portable, clip):
     e = portable["delay"]
     y = e.process(clip, SR, e.defaults01(), tail_seconds=0.5)
     assert y.shape[0] == clip.shape[0] + SR // 2
-    assert rms_db(y[clip.shape[0]:]) > -60  # the echoes continue past the input
+    assert rms_db(y[clip.shape[0] :]) > -60  # the echoes continue past the input
     assert e.process(clip[:1000], SR, e.defaults01()).shape == (1000,)
 
 
@@ -221,13 +234,13 @@ def test_portable_render_speed(portable):
 
 
 # ---- LV2 bundle descriptions (rdflib) ----------------------------------------------------
-MANIFEST = r'''
+MANIFEST = r"""
 @prefix lv2: <http://lv2plug.in/ns/lv2core#> .
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
 <http://example.org/plug> a lv2:Plugin ; lv2:binary <plug.so> ; rdfs:seeAlso <plug.ttl> .
 <http://example.org/other> a lv2:Plugin ; lv2:binary <other.so> .
-'''
-PLUGIN = r'''
+"""
+PLUGIN = r"""
 @prefix lv2: <http://lv2plug.in/ns/lv2core#> .
 @prefix doap: <http://usefulinc.com/ns/doap#> .
 <http://example.org/plug> doap:name "Test \"Gain\"" ; lv2:requiredFeature <http://e/feat> ;
@@ -235,7 +248,7 @@ PLUGIN = r'''
         [ a lv2:InputPort , lv2:ControlPort ; lv2:index 0 ; lv2:symbol "gain" ; lv2:name "Gain" ;
           lv2:default -1.5 ; lv2:minimum -24 ; lv2:maximum 6.0e0 ; lv2:portProperty lv2:connectionOptional ] ,
         [ a lv2:OutputPort , lv2:AudioPort ; lv2:index 2 ; lv2:symbol "out" ] .
-'''
+"""
 
 
 def test_read_bundle_describes_ports_from_the_manifest_and_see_also(tmp_path):
@@ -351,12 +364,12 @@ def test_dynamics_limiter_is_a_ceiling():
     base = {"thresh": 1.0, "ratio": 0.0, "output": 0.0, "gate_thr": 0.0, "mix": 1.0}
     quiet = (0.003 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     y = e.process(quiet, SR, {**base, "limiter": 0.0})
-    assert abs(20 * np.log10(np.abs(y[SR // 2:]).max() / 0.003)) < 0.1
+    assert abs(20 * np.log10(np.abs(y[SR // 2 :]).max() / 0.003)) < 0.1
     loud = np.sin(2 * np.pi * 440 * t).astype(np.float32)
     for lim in (0.0, 0.5, 1.0):
         p = {**base, "output": 1.0, "limiter": lim}
         ceiling = e.to_raw(p)["limiter"]
-        peak_db = 20 * np.log10(np.abs(e.process(loud, SR, p)[SR // 2:]).max())
+        peak_db = 20 * np.log10(np.abs(e.process(loud, SR, p)[SR // 2 :]).max())
         assert ceiling - 3.0 < peak_db < ceiling + 0.5, (ceiling, peak_db)
 
 

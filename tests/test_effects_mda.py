@@ -1,4 +1,5 @@
 """The mda effect set: Debian's mda-lv2 plugins hosted through ctypes (skipped when not installed)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,15 +19,26 @@ from dafxlib.errors import PluginNotFoundError
 
 SR = 24_000
 
-needs_mda = pytest.mark.skipif(not mda_available(),
-                               reason="Debian's mda-lv2 plugins are not installed (apt-get install mda-lv2)")
+needs_mda = pytest.mark.skipif(
+    not mda_available(), reason="Debian's mda-lv2 plugins are not installed (apt-get install mda-lv2)"
+)
 
 STUDY_PARAMS = {
     "overdrive": ["drive", "muffle", "output"],
     "delay": ["l_delay", "r_delay", "feedback", "fb_tone", "fx_mix"],
     "ringmod": ["freq", "fine", "feedback"],
-    "dynamics": ["thresh", "ratio", "output", "attack", "release", "limiter", "gate_thr", "gate_att", "gate_rel",
-                 "mix"],
+    "dynamics": [
+        "thresh",
+        "ratio",
+        "output",
+        "attack",
+        "release",
+        "limiter",
+        "gate_thr",
+        "gate_att",
+        "gate_rel",
+        "mix",
+    ],
     "combo": ["drive", "bias", "output", "hpf_freq", "hpf_reso"],
     "ambience": ["size", "hf_damp", "mix", "output"],
     "flanger": ["rate", "depth", "mix", "feedback", "depth_mod"],
@@ -60,9 +72,14 @@ def test_bundle_reader_finds_the_study_plugins():
     od = by_name["Overdrive"]
     assert od.binary.endswith("Overdrive.so") and os.path.isfile(od.binary)
     assert [(p.index, p.symbol, p.kind, p.is_input) for p in od.ports] == [
-        (0, "drive", "control", True), (1, "muffle", "control", True), (2, "output", "control", True),
-        (3, "left_in", "audio", True), (4, "right_in", "audio", True),
-        (5, "left_out", "audio", False), (6, "right_out", "audio", False)]
+        (0, "drive", "control", True),
+        (1, "muffle", "control", True),
+        (2, "output", "control", True),
+        (3, "left_in", "audio", True),
+        (4, "right_in", "audio", True),
+        (5, "left_out", "audio", False),
+        (6, "right_out", "audio", False),
+    ]
     assert od.port("output").default == 0.5 and od.port("drive").maximum == 1.0
     assert [p.symbol for p in by_name["ThruZero"].controls] == ["rate", "depth", "mix", "feedback", "depth_mod"]
 
@@ -111,7 +128,7 @@ def test_every_parameter_matters(key, mda, clip):
             lo, hi = base.copy(), base.copy()
             lo[j], hi[j] = 0.1, 0.9
             a, b = e.process(clip, SR, lo), e.process(clip, SR, hi)
-            best = max(best, float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-12)))
+            best = max(best, float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b**2)) + 1e-12)))
             if best > 0.01:
                 break
         assert best > 0.01, f"mda {key}.{name} barely changes the output ({best:.2e})"

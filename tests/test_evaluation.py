@@ -1,5 +1,6 @@
 """Evaluation: paired methods on shared examples, ITO budget, bootstrap, win counting,
 numbers contract, caching. Stand-ins replace the trained encoder and controllers."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -66,16 +67,26 @@ def make_set(n=6, seed=0, corpus="speech", effect="drive") -> Examples:
     t = np.arange(2 * HALF) / SR
     xs, ys, refs, ps = [], [], [], []
     for i in range(n):
-        clip = (0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
-                + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+        clip = (
+            0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
+            + 0.02 * rng.standard_normal(t.size)
+        ).astype(np.float32)
         p = rng.random(2)
         y = fx.process(clip, SR, p)
         xs.append(clip[:HALF])
         ys.append(y[:HALF])
         refs.append(y[HALF:])
         ps.append(p)
-    return Examples(np.stack(xs), np.stack(ys), np.stack(refs), np.stack(ps).astype(np.float32),
-                    np.array([f"clip{i}" for i in range(n)]), effect, sample_rate=SR, corpus=corpus)
+    return Examples(
+        np.stack(xs),
+        np.stack(ys),
+        np.stack(refs),
+        np.stack(ps).astype(np.float32),
+        np.array([f"clip{i}" for i in range(n)]),
+        effect,
+        sample_rate=SR,
+        corpus=corpus,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +94,18 @@ def cell():
     es = make_set(6)
     pool = CountingPool(Drive())
     preds = {"regression": NoisyTruth(es.p, 0.05), "both": NoisyTruth(es.p, 0.3, seed=1)}
-    cr = ev.evaluate_cell(es, pool, 2, ev.METHODS, predictors=preds, best_signal="regression",
-                          encoder=LevelEncoder(), ito_budget=12, seed=0, seen=True)
+    cr = ev.evaluate_cell(
+        es,
+        pool,
+        2,
+        ev.METHODS,
+        predictors=preds,
+        best_signal="regression",
+        encoder=LevelEncoder(),
+        ito_budget=12,
+        seed=0,
+        seen=True,
+    )
     return es, pool, cr, pd.DataFrame(cr.rows), pd.DataFrame(cr.costs)
 
 
@@ -139,8 +160,9 @@ def test_ito_search_finds_better_settings_than_its_start():
     p, y, f, renders = ev.ito_search(pool, LevelEncoder(), es.x, es.y_ref, 2, budget=24, seed=0)
     assert renders <= 24 and pool.renders == renders * len(es)
     assert p.shape == (4, 2) and np.all((p >= 0) & (p <= 1)) and np.all(np.isfinite(f))
-    start, _ = M.compute_metrics(CountingPool(Drive()).render(es.x, np.full((4, 2), 0.5)).audio, es.y, SR,
-                                 metrics=["mrstft"])
+    start, _ = M.compute_metrics(
+        CountingPool(Drive()).render(es.x, np.full((4, 2), 0.5)).audio, es.y, SR, metrics=["mrstft"]
+    )
     found, _ = M.compute_metrics(y, es.y, SR, metrics=["mrstft"])
     assert found["mrstft"].mean() < start["mrstft"].mean()
 
@@ -150,19 +172,54 @@ def synthetic_table(deltas_dn, deltas_r, n=8, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     effects = ["overdrive", "delay", "flanger"]
-    for (eff, d_dn, d_r) in zip(effects, deltas_dn, deltas_r):
+    for eff, d_dn, d_r in zip(effects, deltas_dn, deltas_r):
         base = 1.0 + 0.1 * rng.random(n)
-        for method, v in (("do_nothing", base), ("random", base + d_dn - d_r), ("controller", base + d_dn),
-                          ("oracle", np.zeros(n))):
+        for method, v in (
+            ("do_nothing", base),
+            ("random", base + d_dn - d_r),
+            ("controller", base + d_dn),
+            ("oracle", np.zeros(n)),
+        ):
             for i in range(n):
-                rows.append({"corpus": "speech", "effect": eff, "seen": eff != "flanger", "method": method,
-                             "item": i, "clip_id": f"c{i}", "mrstft": v[i], "param_mae": np.nan,
-                             "excluded": "", "silent_estimate": False, "render_failed": False})
-    costs = pd.DataFrame([{"corpus": "speech", "effect": e, "method": m, "n": n, "seconds": 0.1, "renders": n,
-                           "ms_per_clip": 12.5, "renders_per_clip": 1.0, "note": ""}
-                          for e in effects for m in ("do_nothing", "random", "controller", "oracle")])
-    return ev.EvalResults(pd.DataFrame(rows), costs, {}, [], {"bootstrap": 200, "seed": 0, "n_per_cell": n,
-                                                              "ito_budget": 4, "profile": "smoke"})
+                rows.append(
+                    {
+                        "corpus": "speech",
+                        "effect": eff,
+                        "seen": eff != "flanger",
+                        "method": method,
+                        "item": i,
+                        "clip_id": f"c{i}",
+                        "mrstft": v[i],
+                        "param_mae": np.nan,
+                        "excluded": "",
+                        "silent_estimate": False,
+                        "render_failed": False,
+                    }
+                )
+    costs = pd.DataFrame(
+        [
+            {
+                "corpus": "speech",
+                "effect": e,
+                "method": m,
+                "n": n,
+                "seconds": 0.1,
+                "renders": n,
+                "ms_per_clip": 12.5,
+                "renders_per_clip": 1.0,
+                "note": "",
+            }
+            for e in effects
+            for m in ("do_nothing", "random", "controller", "oracle")
+        ]
+    )
+    return ev.EvalResults(
+        pd.DataFrame(rows),
+        costs,
+        {},
+        [],
+        {"bootstrap": 200, "seed": 0, "n_per_cell": n, "ito_budget": 4, "profile": "smoke"},
+    )
 
 
 def test_win_counting_and_numbers_contract():
@@ -188,7 +245,8 @@ def test_win_counting_and_numbers_contract():
         assert nums[key] == pytest.approx(res.table.query("effect=='overdrive' and method==@m")["mrstft"].mean())
         assert nums[key + "_lo"] <= nums[key] <= nums[key + "_hi"]
     assert nums["eval.seen.controller.mrstft"] == pytest.approx(
-        np.mean([nums["eval.speech.overdrive.controller.mrstft"], nums["eval.speech.delay.controller.mrstft"]]))
+        np.mean([nums["eval.speech.overdrive.controller.mrstft"], nums["eval.speech.delay.controller.mrstft"]])
+    )
     assert nums["eval.cost.controller.ms_per_clip"] == 12.5 and nums["eval.cost.controller.renders_per_clip"] == 1
     assert all(k == k.lower() and k.startswith("eval.") for k in nums)
     assert not any("param_mae" in k for k in nums)  # all NaN here: not applicable, not recorded
@@ -204,8 +262,11 @@ def test_check_disjoint_and_corpus_groups():
         ev.check_disjoint(ok + [C("d", "speech", "test", "s1")])
     g = ev.corpus_groups([c for c in ok if c.split == "test"] + [C("u", "music", "test", "u1", role="user")])
     assert list(g) == ["speech", "music", "user"]
-    paper = [C("v", "speech", "test", "v", dataset="vctk"), C("d", "speech", "test", "d", dataset="daps"),
-             C("m", "music", "test", "m", dataset="musdb18hq")]
+    paper = [
+        C("v", "speech", "test", "v", dataset="vctk"),
+        C("d", "speech", "test", "d", dataset="daps"),
+        C("m", "music", "test", "m", dataset="musdb18hq"),
+    ]
     assert list(ev.corpus_groups(paper, "paper")) == ["vctk", "daps", "musdb18"]
 
 
@@ -218,8 +279,16 @@ def test_eval_set_is_cached_and_seeded(tmp_path, monkeypatch):
         calls.append(seed)
         rng = np.random.default_rng(seed)
         a = rng.standard_normal((n, half)).astype(np.float32)
-        return Examples(a, a * 0.5, a * 0.25, rng.random((n, effect.n_params)).astype(np.float32),
-                        np.array([c.id for c in clips][:1] * n), effect.key, effect.param_names, sample_rate)
+        return Examples(
+            a,
+            a * 0.5,
+            a * 0.25,
+            rng.random((n, effect.n_params)).astype(np.float32),
+            np.array([c.id for c in clips][:1] * n),
+            effect.key,
+            effect.param_names,
+            sample_rate,
+        )
 
     clips = [SimpleNamespace(id="t1")]
     a = ev.eval_set(prof, "speech", clips, "overdrive", make=fake_make)

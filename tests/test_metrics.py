@@ -1,4 +1,5 @@
 """Metrics: known values, agreement with auraloss, silence and failure handling, PESQ range."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,12 +42,18 @@ def test_mrstft_matches_auraloss_with_the_study_settings():
     y = np.tanh(4 * x) * 0.5
     sizes = M.mrstft_resolutions(x.shape[1])
     assert sizes == [32, 128, 512, 2048, 8192]  # 32768 dropped for a 16000-sample clip
-    ref = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=sizes, hop_sizes=[s // 2 for s in sizes],
-                                                win_lengths=sizes, w_sc=0.0, w_phs=0.0,
-                                                w_lin_mag=1.0, w_log_mag=1.0)
+    ref = auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=sizes,
+        hop_sizes=[s // 2 for s in sizes],
+        win_lengths=sizes,
+        w_sc=0.0,
+        w_phs=0.0,
+        w_lin_mag=1.0,
+        w_log_mag=1.0,
+    )
     per_item = M.mrstft(y, x)
     for i in range(2):
-        want = ref(torch.from_numpy(y[i:i + 1, None]), torch.from_numpy(x[i:i + 1, None])).item()
+        want = ref(torch.from_numpy(y[i : i + 1, None]), torch.from_numpy(x[i : i + 1, None])).item()
         assert per_item[i] == pytest.approx(want, rel=1e-5)
     assert np.all(per_item > 0.1)
 
@@ -98,10 +105,10 @@ def test_silence_and_failures_are_excluded_or_floored_never_nan_silently():
     x = speechlike(5)
     est = np.tanh(3 * x) / 2
     tgt = x.copy()
-    est[1] = 0.0          # silent estimate: kept, scored at the floor
+    est[1] = 0.0  # silent estimate: kept, scored at the floor
     est[2, 100] = np.nan  # non-finite estimate: excluded
-    tgt[3] = 0.0          # silent target: excluded
-    tgt[4, 7] = np.inf    # non-finite target: excluded
+    tgt[3] = 0.0  # silent target: excluded
+    tgt[4, 7] = np.inf  # non-finite target: excluded
     vals, rep = M.compute_metrics(est, tgt, SR, params_hat=np.zeros((5, 2)), params_true=np.ones((5, 2)))
     for name, v in vals.items():
         assert np.all(np.isfinite(v[[0, 1]])), name

@@ -1,4 +1,5 @@
 """dafxlib.models.vae and dafxlib.models.encoder: shapes, losses, deterministic embedding."""
+
 from __future__ import annotations
 
 import numpy as np

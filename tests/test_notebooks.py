@@ -1,4 +1,5 @@
 """Every existing notebook runs end to end under the smoke profile and keeps the contract."""
+
 import json
 import re
 from pathlib import Path

@@ -1,4 +1,5 @@
 """dafxlib.pairs: example generation, caching and the spectrogram dataset."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ def _clips(n=3, length=2 * HALF, sr=SR):
     out = []
     for i in range(n):
         a = 0.3 * np.sin(2 * np.pi * (200 + 100 * i) * t) + 0.01 * g.normal(size=length)
-        a[length // 2:] *= 0.5  # half B differs from half A
+        a[length // 2 :] *= 0.5  # half B differs from half A
         out.append(FakeClip(f"c{i}", a.astype(np.float32), sr))
     return out
 

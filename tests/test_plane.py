@@ -2,6 +2,7 @@
 
 One tiny UMAP fit is shared by the module (numba's JIT costs ~10-45 s once per process);
 the geometry tests build planes directly from synthetic points and need no UMAP."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ class ToyTone(Effect):
     name = "ToyTone"
 
     def __init__(self):
-        super().__init__([ParamSpec("gain", -18.0, 0.0, -6.0, "dB"),
-                          ParamSpec("cutoff", 200.0, 3800.0, 1000.0, "Hz", "log")])
+        super().__init__(
+            [ParamSpec("gain", -18.0, 0.0, -6.0, "dB"), ParamSpec("cutoff", 200.0, 3800.0, 1000.0, "Hz", "log")]
+        )
 
     def _render(self, audio, sample_rate, raw):
         a = np.exp(-2 * np.pi * raw["cutoff"] / sample_rate)
@@ -61,29 +63,13 @@ class BandEncoder:
         return (np.concatenate([e / 10, (e - ex) / 10], 1) @ self.w).astype(np.float32)
 
 
-def _serial_render(effect, audios, params01, sample_rate, workers=2):
-    out = np.stack([effect.process(a, sample_rate, p) for a, p in zip(audios, params01)])
-    ok = np.all(np.isfinite(out), axis=1)
-    return np.where(ok[:, None], out, 0).astype(np.float32), ok
-
-
-@pytest.fixture(scope="module", autouse=True)
-def render_standin():
-    """Use dafxlib.render when it exists; a serial stand-in otherwise."""
-    mp = pytest.MonkeyPatch()
-    try:
-        import dafxlib.render  # noqa: F401
-    except ImportError:
-        mp.setattr(latent, "render", _serial_render)
-    yield
-    mp.undo()
-
-
 def clips(n=2, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(N) / SR
-    return [(0.3 * rng.standard_normal(N) + 0.3 * np.sin(2 * np.pi * (150 + 100 * i) * t)).astype(np.float32)
-            for i in range(n)]
+    return [
+        (0.3 * rng.standard_normal(N) + 0.3 * np.sin(2 * np.pi * (150 + 100 * i) * t)).astype(np.float32)
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +91,19 @@ def synthetic_plane(params_fn=None, n=200, seed=0, grid=5):
     gl = np.stack(np.meshgrid(gx, gy), -1)
     gl = np.concatenate([gl, gl.sum(-1, keepdims=True)], -1)
     dec = control.KernelDecoder.fit(pts, p)
-    return control.LatentPlane("toy", [f"p{j}" for j in range(p.shape[1])], pts, z, p, {}, gx, gy, gl,
-                              support_radius=1.0, bandwidth=dec.bandwidth)
+    return control.LatentPlane(
+        "toy",
+        [f"p{j}" for j in range(p.shape[1])],
+        pts,
+        z,
+        p,
+        {},
+        gx,
+        gy,
+        gl,
+        support_radius=1.0,
+        bandwidth=dec.bandwidth,
+    )
 
 
 # ---- embeddings -------------------------------------------------------------------------
@@ -185,8 +182,9 @@ def test_to_params_and_to_latent():
 def test_quality_metrics_separate_good_and_bad_planes():
     good = synthetic_plane()
     flat = synthetic_plane(lambda x: np.full((len(x), 2), 0.45))
-    rough = synthetic_plane(lambda x: np.column_stack([(np.sin(3 * x[:, 0]) + 1) / 2, (np.cos(3 * x[:, 1]) + 1) / 2]),
-                            n=600)
+    rough = synthetic_plane(
+        lambda x: np.column_stack([(np.sin(3 * x[:, 0]) + 1) / 2, (np.cos(3 * x[:, 1]) + 1) / 2]), n=600
+    )
     assert control.coverage(good)["coverage"] >= 0.8
     assert control.coverage(flat)["coverage"] == pytest.approx(0.1)
     s_good, s_rough = control.smoothness(good), control.smoothness(rough)

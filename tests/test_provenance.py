@@ -1,4 +1,5 @@
 """Provenance: figures and numbers carry their maker; writes are atomic; bad keys rejected."""
+
 import json
 
 import matplotlib
@@ -7,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from dafxlib import storage, provenance
+from dafxlib import provenance, storage
 from dafxlib.errors import DafxError
 
 

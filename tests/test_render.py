@@ -1,4 +1,5 @@
 """RenderPool: parallel results equal serial ones; bad renders are reported, bad input raises."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -75,8 +76,9 @@ def test_bad_arguments_raise(batch):
         RenderPool(e, SR, workers=0)
 
 
-@pytest.mark.parametrize("fault,reason", [("raise", "exception: RuntimeError"), ("nan", "non-finite"),
-                                          ("silent", "silent output")])
+@pytest.mark.parametrize(
+    "fault,reason", [("raise", "exception: RuntimeError"), ("nan", "non-finite"), ("silent", "silent output")]
+)
 def test_bad_items_reported_in_threads(fault, reason, batch):
     e = FaultyEffect(fault, process=False)
     params = np.zeros((len(batch), 2))

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dafxlib import paths, provenance, report  # noqa: E402
 from dafxlib import evaluation as ev
+from dafxlib import paths, provenance, report  # noqa: E402
 from dafxlib.errors import MissingArtifactError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,7 +269,7 @@ def test_unbuilt_stage_is_detected(fake_run):
 
 
 def test_pdf_is_skipped_cleanly_without_pandoc(fake_run, monkeypatch):
-    monkeypatch.setattr(document.shutil, "which", lambda name: None)
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
     logs = []
     outs = report.build_report("smoke", pdf=True, log=logs.append)
     assert [p.suffix for p in outs] == [".md", ".html"]

@@ -1,6 +1,7 @@
 """Bad inputs and faults end in a clear typed error or a counted skip, never a crash, a hang,
 a raw traceback or a silent partial result (issue 14), and reruns are bit-identical whatever
 the thread count or worker timing. Cases that used to kill the interpreter run in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from dafxlib import storage, run_notebooks
+from dafxlib import run_notebooks, storage
 from dafxlib.config import get_profile, parse_overrides
 from dafxlib.effects import get_effect
 from dafxlib.effects.base import Effect, ParamSpec
@@ -38,8 +39,9 @@ SR = 24_000
 
 def _python(code: str, timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", OMP_WAIT_POLICY="PASSIVE")
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture()
@@ -52,8 +54,9 @@ def build(tmp_path, monkeypatch):
 def _tone(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     rng = np.random.default_rng(seed)
-    return (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-            + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
+    return (
+        0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.shape)
+    ).astype(np.float32)
 
 
 # ---- 1. Ambience (and every effect) at a sample rate typed in kHz --------------------------
@@ -117,11 +120,13 @@ def test_unguarded_spawn_script_gives_up_with_a_message(tmp_path):
         "fx = get_effect('overdrive', 'portable')\n"
         "x = np.random.default_rng(0).standard_normal((4, 2400)).astype(np.float32) * 0.1\n"
         "render_batch(fx, x, np.full((4, fx.n_params), 0.5), 24000, workers=2, mode='process')\n"
-        "print('rendered')\n")
+        "print('rendered')\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert time.perf_counter() - t0 < 100  # it used to restart workers forever
     assert proc.returncode == 1 and "rendered" not in proc.stdout
     last = proc.stderr.strip().splitlines()[-1]
@@ -247,8 +252,9 @@ def test_baselines_only_scores_the_untrained_methods(build, monkeypatch):
 
     monkeypatch.setattr(ev.run, "test_clip_groups", groups)
     with pytest.raises(Reached):  # the artifact check passed: the run goes on to the test sets
-        ev.run_evaluation(get_profile("smoke", {"eval.baselines_only": True}), effects=["overdrive"],
-                          progress=False, log=None)
+        ev.run_evaluation(
+            get_profile("smoke", {"eval.baselines_only": True}), effects=["overdrive"], progress=False, log=None
+        )
 
 
 # ---- 7. integer PCM -------------------------------------------------------------------------
@@ -268,8 +274,7 @@ def test_integer_pcm_is_scaled_at_every_entry():
     res = render_batch(fx, np.stack([i16, i16]), np.stack([p, p]), SR, workers=1)
     assert np.array_equal(res.audio[0], want)
     a, _ = M.compute_metrics(i16[None], (i16 // 2)[None], SR, metrics=["rms", "mrstft"])
-    b, _ = M.compute_metrics(scaled[None], (i16 // 2).astype(np.float32)[None] / 32768, SR,
-                             metrics=["rms", "mrstft"])
+    b, _ = M.compute_metrics(scaled[None], (i16 // 2).astype(np.float32)[None] / 32768, SR, metrics=["rms", "mrstft"])
     assert a["rms"][0] == pytest.approx(b["rms"][0]) and a["mrstft"][0] == pytest.approx(b["mrstft"][0])
     assert a["mrstft"][0] < 10  # unscaled int16 gave ~15,000
     from dafxlib import plane as control
@@ -330,8 +335,16 @@ def test_diverging_training_stops_and_keeps_the_last_good_checkpoint(tmp_path, l
 
     run = tmp_path / "run"
     with pytest.raises(TrainingDivergedError) as info:
-        fit(_tiny_module(lr, nan_at), _toy_loader(), None, run, 5, seed=0,
-            ckpt_every_n_steps=1 if nan_at is None else 2, progress=False)
+        fit(
+            _tiny_module(lr, nan_at),
+            _toy_loader(),
+            None,
+            run,
+            5,
+            seed=0,
+            ckpt_every_n_steps=1 if nan_at is None else 2,
+            progress=False,
+        )
     msg = str(info.value)
     assert "Lower vae.lr" in msg and f"now {lr:g}" in msg
     ckpt = torch.load(run / LAST, map_location="cpu", weights_only=False)
@@ -342,18 +355,21 @@ def test_diverging_training_stops_and_keeps_the_last_good_checkpoint(tmp_path, l
 
 
 # ---- 9. override ranges, typed from the annotations -----------------------------------------
-@pytest.mark.parametrize("override,message", [
-    ("vae.epochs=-3", "vae.epochs=-3: must be >= 1"),
-    ("data.split=[0.5,0.5]", "expected 3 values, got 2"),
-    ("data.split=[0.5,0.6,0.1]", "must add up to 1.0"),
-    ("effects.effect_set=nope", "must be one of 'portable', 'mda'"),
-    ("data.sample_rate=0", "data.sample_rate=0: must be >= 8000"),
-    ("data.user_folder=123", "data.user_folder='123': no such folder"),
-    ("data.user_folder=null", "data.user_folder='null': no such folder"),
-    ("controller.spsa_n_train=abc", "expected int | None"),
-    ("vae.lr=1e400", "must be a finite number"),
-    ("eval.baselines_only=maybe", "cannot parse"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("vae.epochs=-3", "vae.epochs=-3: must be >= 1"),
+        ("data.split=[0.5,0.5]", "expected 3 values, got 2"),
+        ("data.split=[0.5,0.6,0.1]", "must add up to 1.0"),
+        ("effects.effect_set=nope", "must be one of 'portable', 'mda'"),
+        ("data.sample_rate=0", "data.sample_rate=0: must be >= 8000"),
+        ("data.user_folder=123", "data.user_folder='123': no such folder"),
+        ("data.user_folder=null", "data.user_folder='null': no such folder"),
+        ("controller.spsa_n_train=abc", "expected int | None"),
+        ("vae.lr=1e400", "must be a finite number"),
+        ("eval.baselines_only=maybe", "cannot parse"),
+    ],
+)
 def test_bad_overrides_are_refused_with_the_reason(override, message):
     with pytest.raises(ConfigError) as info:
         get_profile("default", parse_overrides([override]))
@@ -362,8 +378,14 @@ def test_bad_overrides_are_refused_with_the_reason(override, message):
 
 def test_runner_refuses_a_bad_override_before_running(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), DAFX_BUILD_DIR=str(tmp_path / "b"), DAFX_OUTPUT_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "dafxlib.run_notebooks", "--set", "data.sample_rate=0"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dafxlib.run_notebooks", "--set", "data.sample_rate=0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == "error: data.sample_rate=0: must be >= 8000"
 
 
@@ -427,15 +449,30 @@ def test_ctrl_c_prints_one_line_and_exit_code_130(tmp_path):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('PROFILE = "default"\nOVERRIDES = {}')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(120)")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(120)"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "dafx", "display_name": "Python (dafx)", "language": "python"}
     nbformat.write(nb, nbs / "01_sleep.ipynb")
-    env = dict(os.environ, DAFX_ROOT=str(tmp_path), DAFX_BUILD_DIR=str(tmp_path / "build"),
-               DAFX_OUTPUT_DIR=str(tmp_path / "out"), PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "dafxlib.run_notebooks", "--no-report", "--profile", "smoke"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    env = dict(
+        os.environ,
+        DAFX_ROOT=str(tmp_path),
+        DAFX_BUILD_DIR=str(tmp_path / "build"),
+        DAFX_OUTPUT_DIR=str(tmp_path / "out"),
+        PYTHONPATH=str(ROOT),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dafxlib.run_notebooks", "--no-report", "--profile", "smoke"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     t0 = time.time()
     while not marker.exists() and time.time() - t0 < 90 and proc.poll() is None:
         time.sleep(0.2)
@@ -502,8 +539,9 @@ def _tiny_encoder(sr: int, n: int):
 
     sp = Spectrogrammer(SpecConfig(n_fft=256, hop=128, n_bins=64), sr, n)
     torch.manual_seed(0)
-    return AudioEncoder(SpecVAE(sp.shape, latent_dim=8, base_channels=4, mode="joint", head="stats",
-                                condition=True), sp)
+    return AudioEncoder(
+        SpecVAE(sp.shape, latent_dim=8, base_channels=4, mode="joint", head="stats", condition=True), sp
+    )
 
 
 class _Load:

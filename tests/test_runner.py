@@ -1,4 +1,5 @@
 """run_notebooks: skips missing notebooks, names the failing notebook and cell, times each."""
+
 import json
 import os
 import subprocess
@@ -6,7 +7,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,10 +21,21 @@ def _nb(path: Path, code: str) -> None:
 
 
 def _run(tmp_path, *args):
-    env = dict(os.environ, DAFX_ROOT=str(tmp_path), DAFX_BUILD_DIR=str(tmp_path / "build"),
-               DAFX_OUTPUT_DIR=str(tmp_path / "out"), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "dafxlib.run_notebooks", "--no-report", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        DAFX_ROOT=str(tmp_path),
+        DAFX_BUILD_DIR=str(tmp_path / "build"),
+        DAFX_OUTPUT_DIR=str(tmp_path / "out"),
+        PYTHONPATH=str(ROOT),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "dafxlib.run_notebooks", "--no-report", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_runs_in_order_skips_missing_and_stops_at_failure(tmp_path):

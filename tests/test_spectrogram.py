@@ -1,4 +1,5 @@
 """dafxlib.spectrogram: shapes, compression, normalisation, Griffin-Lim."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,16 @@ import torch
 
 from dafxlib.config import SpecConfig, get_profile
 from dafxlib.errors import AudioError, ConfigError
-from dafxlib.spectrogram import (Spectrogrammer, compress, decompress, griffin_lim, normalise,
-                                 denormalise, spectral_error, stft_magnitude)
+from dafxlib.spectrogram import (
+    Spectrogrammer,
+    compress,
+    decompress,
+    denormalise,
+    griffin_lim,
+    normalise,
+    spectral_error,
+    stft_magnitude,
+)
 
 SR = 24_000
 
@@ -49,7 +58,7 @@ def test_compress_roundtrip_and_errors():
     mag = torch.rand(5, 7) * 3
     for c in ("power", "log"):
         torch.testing.assert_close(decompress(compress(mag, c, 0.3), c, 0.3), mag, atol=1e-4, rtol=1e-4)
-    assert float(compress(torch.zeros(()), "power", 0.3)) == pytest.approx(1e-8 ** 0.3)
+    assert float(compress(torch.zeros(()), "power", 0.3)) == pytest.approx(1e-8**0.3)
     with pytest.raises(ConfigError):
         compress(mag, "cube")
     with pytest.raises(ConfigError):
@@ -77,7 +86,7 @@ def test_gain_on_pair_is_removed_but_stats_keep_level():
     a, sa = s.images(x, y)
     b, sb = s.images(4 * x, 4 * y)
     assert float((a - b).abs().max()) < 1e-3  # level gone from the image
-    assert float(sb.mean[0, 0] / sa.mean[0, 0]) == pytest.approx(4 ** 0.3, rel=1e-3)  # kept in stats
+    assert float(sb.mean[0, 0] / sa.mean[0, 0]) == pytest.approx(4**0.3, rel=1e-3)  # kept in stats
     # the effect's own level change (y quieter than x) stays visible in a pair image
     c, _ = s.images(x, 4 * y)
     assert float((a - c).abs().mean()) > 0.1
@@ -114,9 +123,9 @@ def test_to_audio_from_images_keeps_level():
     img, st = s.images(x, 0.5 * x)
     wav = s.to_audio(img, st, n_iter=32)
     assert wav.shape == (1, 2, p.half_samples) and wav.dtype == np.float32
-    rms = np.sqrt((wav ** 2).mean(-1))[0]
+    rms = np.sqrt((wav**2).mean(-1))[0]
     assert rms[1] / rms[0] == pytest.approx(0.5, rel=0.1)
-    assert rms[0] == pytest.approx(np.sqrt((x ** 2).mean()), rel=0.2)
+    assert rms[0] == pytest.approx(np.sqrt((x**2).mean()), rel=0.2)
 
 
 def test_numpy_spectrum_image_matches_the_torch_front_end():

@@ -1,4 +1,5 @@
 """SPSA through a black-box effect: agreement with autograd, bounds, counting, training."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -20,8 +21,9 @@ class ToyDrive(Effect):
     name = "ToyDrive"
 
     def __init__(self):
-        super().__init__([ParamSpec("gain", 0.2, 2.0, 1.0), ParamSpec("drive", 0.5, 6.0, 1.0),
-                          ParamSpec("mix", 0.0, 1.0, 0.5)])
+        super().__init__(
+            [ParamSpec("gain", 0.2, 2.0, 1.0), ParamSpec("drive", 0.5, 6.0, 1.0), ParamSpec("mix", 0.0, 1.0, 0.5)]
+        )
 
     def _render(self, audio, sample_rate, raw):
         return raw["gain"] * ((1 - raw["mix"]) * audio + raw["mix"] * np.tanh(raw["drive"] * audio))
@@ -185,6 +187,7 @@ def test_training_through_spsa_recovers_true_parameters():
 
 def test_with_real_render_pool():
     from dafxlib import render
+
     eff = ToyDrive()
     x = torch.from_numpy(np.stack([_signal(seed=i) for i in range(4)]))
     with render.RenderPool(eff, SR, workers=2) as pool:

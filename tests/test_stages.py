@@ -42,13 +42,23 @@ def test_known_methods_score_known_numbers():
     RMS error is exactly |gain(p)| in dB and its parameter error |p - 0.5|; the oracle scores 0."""
     rng = np.random.default_rng(0)
     t = np.arange(2 * HALF) / SR
-    clips = np.stack([(0.2 * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(t.size)) for f in (220, 330, 440, 550)])
+    clips = np.stack(
+        [(0.2 * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(t.size)) for f in (220, 330, 440, 550)]
+    )
     clips = clips.astype(np.float32)
     p = np.array([[0.1], [0.4], [0.75], [1.0]], np.float32)
     fx = Gain()
     wet = np.stack([fx.process(c, SR, q) for c, q in zip(clips, p)])
-    es = Examples(clips[:, :HALF], wet[:, :HALF], wet[:, HALF:], p, np.array([f"c{i}" for i in range(4)]), "gain",
-                  sample_rate=SR, corpus="speech")
+    es = Examples(
+        clips[:, :HALF],
+        wet[:, :HALF],
+        wet[:, HALF:],
+        p,
+        np.array([f"c{i}" for i in range(4)]),
+        "gain",
+        sample_rate=SR,
+        corpus="speech",
+    )
     cr = ev.evaluate_cell(es, SerialPool(fx), 1, ["do_nothing", "mean_params", "oracle"], seed=0, pesq=False)
     df = pd.DataFrame(cr.rows).sort_values("item")
     gain_db = np.abs(24.0 * (p[:, 0] - 0.5))
@@ -59,8 +69,9 @@ def test_known_methods_score_known_numbers():
     oracle = df[df.method == "oracle"]
     assert np.all(oracle["rms"] < 1e-4) and np.all(oracle["mrstft"] < 1e-4)
     # the middle setting renders x unchanged: its MR-STFT equals do-nothing's, item by item
-    np.testing.assert_allclose(mean_rows["mrstft"].to_numpy(), df[df.method == "do_nothing"]["mrstft"].to_numpy(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        mean_rows["mrstft"].to_numpy(), df[df.method == "do_nothing"]["mrstft"].to_numpy(), rtol=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -71,21 +82,35 @@ def test_tiny_vae_training_run_lowers_its_losses(tmp_path, monkeypatch):
     from dafxlib.spectrogram import Spectrogrammer
 
     monkeypatch.setenv("DAFX_BUILD_DIR", str(tmp_path / "build"))
-    prof = get_profile("smoke", {"data.sample_rate": SR, "data.half_seconds": HALF / SR, "vae.epochs": 6,
-                                 "vae.latent_dim": 4, "vae.base_channels": 4, "vae.batch_size": 16, "vae.lr": 3e-3})
+    prof = get_profile(
+        "smoke",
+        {
+            "data.sample_rate": SR,
+            "data.half_seconds": HALF / SR,
+            "vae.epochs": 6,
+            "vae.latent_dim": 4,
+            "vae.base_channels": 4,
+            "vae.batch_size": 16,
+            "vae.lr": 3e-3,
+        },
+    )
     rng = np.random.default_rng(1)
     t = np.arange(HALF) / SR
     x = np.stack([0.3 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) for _ in range(48)]).astype(np.float32)
     sets = {}
-    for key, fn in (("drive", lambda a, g: np.tanh(g * 8 * a)), ("tremolo", lambda a, g: a * (1 + g * np.sin(2 * np.pi * 6 * t)) / 2)):
+    for key, fn in (
+        ("drive", lambda a, g: np.tanh(g * 8 * a)),
+        ("tremolo", lambda a, g: a * (1 + g * np.sin(2 * np.pi * 6 * t)) / 2),
+    ):
         g = rng.uniform(0.2, 1.0, (48, 1)).astype(np.float32)
         y = fn(x, g).astype(np.float32)
         sets[key] = Examples(x, y, y, g, np.array([f"{key}{i}" for i in range(48)]), key, ("g",), SR)
     sp = Spectrogrammer(prof.spec, SR, HALF)
     train = {k: e.subset(np.arange(40)) for k, e in sets.items()}
     val = {k: e.subset(np.arange(40, 48)) for k, e in sets.items()}
-    data = betavae.VAEData(prof, sp, train, val, PairSpecDataset(list(train.values()), sp),
-                             PairSpecDataset(list(val.values()), sp))
+    data = betavae.VAEData(
+        prof, sp, train, val, PairSpecDataset(list(train.values()), sp), PairSpecDataset(list(val.values()), sp)
+    )
     run = betavae.train_vae(prof, data, progress=False)
     hist = pd.DataFrame(run.fit.history)
     val_loss = hist.dropna(subset=["val_loss"]).groupby("epoch")["val_loss"].last()

@@ -1,4 +1,5 @@
 """dafxlib.training: beta schedules, fit, exact resume after a mid-epoch kill, determinism."""
+
 from __future__ import annotations
 
 import math
@@ -159,8 +160,11 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path, kill_at):
     assert torch.allclose(_params(again), _params(ref), atol=1e-6)
     ref_rows, rows = read_log(tmp_path / "ref"), read_log(tmp_path / "run")
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
-    np.testing.assert_allclose([r.get("train_loss", r.get("val_loss")) for r in rows],
-                               [r.get("train_loss", r.get("val_loss")) for r in ref_rows], rtol=1e-5)
+    np.testing.assert_allclose(
+        [r.get("train_loss", r.get("val_loss")) for r in rows],
+        [r.get("train_loss", r.get("val_loss")) for r in ref_rows],
+        rtol=1e-5,
+    )
 
 
 def test_fit_bad_args(tmp_path):

@@ -27,4 +27,35 @@ from .probes import (
 from .sweep import SELECTION_RULE, SweepResult, run_sweep, save_selected, select_config, sweep_configs
 from .train import VAERun, config_name, train_vae, vae_config
 
-__all__ = ['ACTIVE_THRESHOLD', 'ProbeResult', 'active_units', 'latent_distance_ratio', 'latent_variances', 'mi_summary', 'mutual_information', 'probe', 'reconstruction_stats', 'ProbeData', 'SELECTION_RULE', 'SweepResult', 'VAEData', 'VAERun', 'config_name', 'embed_examples', 'evaluate_run', 'interpolate', 'load_probe_data', 'load_vae_data', 'param_sweep_latents', 'render', 'run_sweep', 'save_selected', 'select_config', 'sweep_configs', 'train_vae', 'umap_2d', 'vae_config', 'volume_check']
+__all__ = [
+    "ACTIVE_THRESHOLD",
+    "ProbeResult",
+    "active_units",
+    "latent_distance_ratio",
+    "latent_variances",
+    "mi_summary",
+    "mutual_information",
+    "probe",
+    "reconstruction_stats",
+    "ProbeData",
+    "SELECTION_RULE",
+    "SweepResult",
+    "VAEData",
+    "VAERun",
+    "config_name",
+    "embed_examples",
+    "evaluate_run",
+    "interpolate",
+    "load_probe_data",
+    "load_vae_data",
+    "param_sweep_latents",
+    "render",
+    "run_sweep",
+    "save_selected",
+    "select_config",
+    "sweep_configs",
+    "train_vae",
+    "umap_2d",
+    "vae_config",
+    "volume_check",
+]

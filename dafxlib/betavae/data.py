@@ -57,8 +57,9 @@ def load_vae_data(profile, *, corpus=None, effects: Sequence[str] | None = None)
     train = {k: cached_examples(profile, k, "train", v.n_train_per_effect, "vae", corpus=corpus) for k in keys}
     val = {k: cached_examples(profile, k, "val", v.n_val_per_effect, "vae", corpus=corpus) for k in keys}
     sp = Spectrogrammer(profile.spec, profile.data.sample_rate, profile.half_samples)
-    return VAEData(profile, sp, train, val, PairSpecDataset(list(train.values()), sp),
-                   PairSpecDataset(list(val.values()), sp))
+    return VAEData(
+        profile, sp, train, val, PairSpecDataset(list(train.values()), sp), PairSpecDataset(list(val.values()), sp)
+    )
 
 
 @dataclass

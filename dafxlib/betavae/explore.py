@@ -40,8 +40,12 @@ def umap_2d(z: np.ndarray, profile, *, n_neighbors: int = 15, seed: int | None =
         kw["n_epochs"] = int(profile.vae.umap_epochs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        red = umap.UMAP(n_neighbors=min(n_neighbors, len(z) - 1), random_state=profile.seed if seed is None else seed,
-                        init="spectral" if len(z) > 10 else "random", **kw)
+        red = umap.UMAP(
+            n_neighbors=min(n_neighbors, len(z) - 1),
+            random_state=profile.seed if seed is None else seed,
+            init="spectral" if len(z) > 10 else "random",
+            **kw,
+        )
         return red.fit_transform(z)
 
 
@@ -57,8 +61,14 @@ def render(effect_key: str, x: np.ndarray, p01: np.ndarray, profile) -> np.ndarr
     return np.stack([fx.process(a, profile.data.sample_rate, p) for a, p in zip(x, p01)])
 
 
-def interpolate(encoder, pair_a: tuple[np.ndarray, np.ndarray], pair_b: tuple[np.ndarray, np.ndarray],
-                steps: int = 7, n_iter: int = 32, audio: bool = True) -> dict[str, Any]:
+def interpolate(
+    encoder,
+    pair_a: tuple[np.ndarray, np.ndarray],
+    pair_b: tuple[np.ndarray, np.ndarray],
+    steps: int = 7,
+    n_iter: int = 32,
+    audio: bool = True,
+) -> dict[str, Any]:
     """Decode ``steps`` points on the line between the mean latents of two (x, y) pairs.
 
     Returns ``t``, ``z`` (steps, D), ``images`` (steps, 2, F, T) and, with ``audio``, Griffin-Lim
@@ -79,8 +89,15 @@ def interpolate(encoder, pair_a: tuple[np.ndarray, np.ndarray], pair_b: tuple[np
     return out
 
 
-def volume_check(encoder, examples: Mapping[str, Examples], profile, *, gains_db: Sequence[float] = (-20, -10, 0, 10),
-                 n_clips: int = 8, seed: int = 0) -> dict[str, Any]:
+def volume_check(
+    encoder,
+    examples: Mapping[str, Examples],
+    profile,
+    *,
+    gains_db: Sequence[float] = (-20, -10, 0, 10),
+    n_clips: int = 8,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Does the latent move with level? The same (x, y) pairs at several gains vs. the same
     clean clip under each seen effect (random settings).
 
@@ -102,14 +119,17 @@ def volume_check(encoder, examples: Mapping[str, Examples], profile, *, gains_db
         ex = examples[k]
         j = int(rng.integers(len(ex)))
         x, y = ex.x[j], ex.y[j]
-        zs = encoder.embed(np.stack([x * g for g in gains]).astype(np.float32),
-                           np.stack([y * g for g in gains]).astype(np.float32))
+        zs = encoder.embed(
+            np.stack([x * g for g in gains]).astype(np.float32), np.stack([y * g for g in gains]).astype(np.float32)
+        )
         gain_groups.append(zs)
         ref = zs[int(np.argmin(np.abs(np.asarray(gains_db))))]
         shifts.append(np.linalg.norm(zs - ref, axis=1))
         xc = first.x[i]
-        ys = [render(e, xc, rng.uniform(size=(1, get_effect(e, profile.effects.effect_set).n_params)), profile)[0]
-              for e in keys]
+        ys = [
+            render(e, xc, rng.uniform(size=(1, get_effect(e, profile.effects.effect_set).n_params)), profile)[0]
+            for e in keys
+        ]
         effect_groups.append(encoder.embed(np.stack([xc] * len(keys)), np.stack(ys)))
     res = probes.latent_distance_ratio(gain_groups, effect_groups)
     res["gains_db"] = list(map(float, gains_db))
@@ -117,8 +137,9 @@ def volume_check(encoder, examples: Mapping[str, Examples], profile, *, gains_db
     return res
 
 
-def param_sweep_latents(encoder, effect_key: str, x: np.ndarray, profile, *, n_values: int = 20,
-                        base: float = 0.5) -> dict[str, np.ndarray]:
+def param_sweep_latents(
+    encoder, effect_key: str, x: np.ndarray, profile, *, n_values: int = 20, base: float = 0.5
+) -> dict[str, np.ndarray]:
     """For each parameter: sweep it over ``n_values`` in [0, 1] (others at ``base``) on clean
     clip ``x`` and embed -> {param name: (n_values, D) latents}."""
     from ..effects import get_effect

@@ -17,6 +17,7 @@ Definitions used in the report (notebook 03):
   in nats per example (summed over dimensions). ``recon_clean`` / ``recon_effected`` split
   the error by channel (a decoder conditioned on the clean image makes the first trivial).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,8 +28,17 @@ import torch
 
 from ..errors import ConfigError, DatasetError
 
-__all__ = ["ACTIVE_THRESHOLD", "latent_variances", "active_units", "ProbeResult", "probe",
-           "mutual_information", "mi_summary", "reconstruction_stats", "latent_distance_ratio"]
+__all__ = [
+    "ACTIVE_THRESHOLD",
+    "latent_variances",
+    "active_units",
+    "ProbeResult",
+    "probe",
+    "mutual_information",
+    "mi_summary",
+    "reconstruction_stats",
+    "latent_distance_ratio",
+]
 
 ACTIVE_THRESHOLD = 0.01
 
@@ -61,12 +71,12 @@ class ProbeResult:
 
     def per_class(self) -> dict[str, float]:
         tot = self.confusion.sum(1)
-        return {c: float(self.confusion[i, i] / tot[i]) if tot[i] else float("nan")
-                for i, c in enumerate(self.classes)}
+        return {c: float(self.confusion[i, i] / tot[i]) if tot[i] else float("nan") for i, c in enumerate(self.classes)}
 
 
-def probe(z_train: np.ndarray, y_train: Sequence, z_test: np.ndarray, y_test: Sequence,
-          *, seed: int = 0, C: float = 1.0) -> ProbeResult:
+def probe(
+    z_train: np.ndarray, y_train: Sequence, z_test: np.ndarray, y_test: Sequence, *, seed: int = 0, C: float = 1.0
+) -> ProbeResult:
     """Logistic-regression effect probe: fit on (z_train, y_train), score on the test set."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -89,12 +99,10 @@ def probe(z_train: np.ndarray, y_train: Sequence, z_test: np.ndarray, y_test: Se
     conf = np.zeros((len(classes), len(classes)), int)
     for t, p in zip(yte, pred):
         conf[idx[t], idx[p]] += 1
-    return ProbeResult(float((pred == yte).mean()), [str(c) for c in classes], conf,
-                       len(z_train), len(z_test))
+    return ProbeResult(float((pred == yte).mean()), [str(c) for c in classes], conf, len(z_train), len(z_test))
 
 
-def mutual_information(z: np.ndarray, params: np.ndarray, *, seed: int = 0,
-                       n_neighbors: int = 3) -> np.ndarray:
+def mutual_information(z: np.ndarray, params: np.ndarray, *, seed: int = 0, n_neighbors: int = 3) -> np.ndarray:
     """MI (nats) between each latent dim and each parameter: (D, P) matrix."""
     from sklearn.feature_selection import mutual_info_regression
 
@@ -120,8 +128,9 @@ def mi_summary(mi: np.ndarray, param_names: Sequence[str]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def reconstruction_stats(vae, images: torch.Tensor, labels: Sequence | None = None,
-                         batch_size: int = 64) -> dict[str, float]:
+def reconstruction_stats(
+    vae, images: torch.Tensor, labels: Sequence | None = None, batch_size: int = 64
+) -> dict[str, float]:
     """Mean per-pixel squared error of the mean-latent reconstruction and KL (nats/example).
 
     ``vae`` is a :class:`~dafxlib.models.vae.SpecVAE` (put in eval mode here). With ``labels``,
@@ -134,7 +143,7 @@ def reconstruction_stats(vae, images: torch.Tensor, labels: Sequence | None = No
     dev = next(vae.parameters()).device
     errs, kls = [], []
     for s in range(0, images.shape[0], batch_size):
-        x = images[s:s + batch_size].float().to(dev)
+        x = images[s : s + batch_size].float().to(dev)
         recon, mu, logvar, _ = vae(x, sample=False)
         errs.append((recon - x).pow(2).flatten(2).mean(2).cpu())  # (B, channels)
         kls.append(kl_divergence(mu, logvar).sum(1).cpu())

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import storage, paths
+from .. import paths, storage
 from .. import progress as live
 from ..errors import ConfigError, DatasetError
 from .data import ProbeData, VAEData
@@ -17,7 +17,8 @@ SELECTION_RULE = (
     "Among configurations whose validation reconstruction error is within {tol:.0%} of the "
     "best one, pick the highest seen-effect probe accuracy (logistic regression, held-out clips); "
     "ties (within 0.5 percentage points) go to more active latent units, then to lower "
-    "reconstruction error.")
+    "reconstruction error."
+)
 
 
 def sweep_configs(profile, *, stage: int = 1, chosen: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -40,19 +41,30 @@ def sweep_configs(profile, *, stage: int = 1, chosen: Mapping[str, Any] | None =
     if s.grid == "full":
         if stage != 1:
             return []
-        return [vae_config(profile, mode=m, beta=float(b), latent_dim=int(z), **base)
-                for m in s.modes for z in s.latent_dims for b in s.betas]
+        return [
+            vae_config(profile, mode=m, beta=float(b), latent_dim=int(z), **base)
+            for m in s.modes
+            for z in s.latent_dims
+            for b in s.betas
+        ]
     if stage == 1:
-        return [vae_config(profile, mode=s.modes[0], beta=float(b), latent_dim=int(s.base_latent_dim), **base)
-                for b in s.betas]
+        return [
+            vae_config(profile, mode=s.modes[0], beta=float(b), latent_dim=int(s.base_latent_dim), **base)
+            for b in s.betas
+        ]
     if chosen is None:
         raise ConfigError(f"stage {stage} of the sweep needs the previous stage's choice")
     if stage == 2:
-        return [vae_config(profile, mode=m, beta=float(chosen["beta"]), latent_dim=int(s.base_latent_dim), **base)
-                for m in s.modes[1:]]
+        return [
+            vae_config(profile, mode=m, beta=float(chosen["beta"]), latent_dim=int(s.base_latent_dim), **base)
+            for m in s.modes[1:]
+        ]
     if stage == 3:
-        return [vae_config(profile, mode=chosen["mode"], beta=float(chosen["beta"]), latent_dim=int(z), **base)
-                for z in s.latent_dims if int(z) != int(s.base_latent_dim)]
+        return [
+            vae_config(profile, mode=chosen["mode"], beta=float(chosen["beta"]), latent_dim=int(z), **base)
+            for z in s.latent_dims
+            if int(z) != int(s.base_latent_dim)
+        ]
     return []
 
 
@@ -66,9 +78,11 @@ def select_config(table, recon_tolerance: float = 0.25) -> tuple[str, str]:
     tied = ok[ok["probe_seen"] >= top - 0.005]
     tied = tied.sort_values(["active_units", "recon"], ascending=[False, True])
     name = str(tied.index[0])
-    reason = (f"{len(ok)} of {len(table)} configs have recon within {recon_tolerance:.0%} of the best "
-              f"({best_recon:.4f}); highest probe_seen {top:.3f}; {len(tied)} tied -> {name} "
-              f"({int(tied.iloc[0]['active_units'])} active units, recon {float(tied.iloc[0]['recon']):.4f})")
+    reason = (
+        f"{len(ok)} of {len(table)} configs have recon within {recon_tolerance:.0%} of the best "
+        f"({best_recon:.4f}); highest probe_seen {top:.3f}; {len(tied)} tied -> {name} "
+        f"({int(tied.iloc[0]['active_units'])} active units, recon {float(tied.iloc[0]['recon']):.4f})"
+    )
     return name, reason
 
 
@@ -86,13 +100,19 @@ class SweepResult:
 
 def _row(run: VAERun, metrics: Mapping[str, float]) -> dict[str, Any]:
     c = run.config
-    return {"mode": c["mode"], "beta": float(c["beta"]), "latent_dim": int(c["latent_dim"]),
-            **metrics, "epochs": int(c["epochs"]), "train_s": float(run.fit.wall_s),
-            "epochs_per_minute": float(run.fit.epochs_per_minute), "reused": bool(run.fit.reused)}
+    return {
+        "mode": c["mode"],
+        "beta": float(c["beta"]),
+        "latent_dim": int(c["latent_dim"]),
+        **metrics,
+        "epochs": int(c["epochs"]),
+        "train_s": float(run.fit.wall_s),
+        "epochs_per_minute": float(run.fit.epochs_per_minute),
+        "reused": bool(run.fit.reused),
+    }
 
 
-def run_sweep(profile, data: VAEData, probe_data: ProbeData, *, progress: bool = True,
-              log=print) -> SweepResult:
+def run_sweep(profile, data: VAEData, probe_data: ProbeData, *, progress: bool = True, log=print) -> SweepResult:
     """Train and evaluate every sweep configuration (reusing finished runs), then select.
 
     Stages 1-3 of :func:`sweep_configs` (one stage for ``grid="full"``), each built on the
@@ -117,9 +137,11 @@ def run_sweep(profile, data: VAEData, probe_data: ProbeData, *, progress: bool =
             live.step("sweep configurations", len(runs))
             rows[name] = _row(run, evaluate_run(run, data, probe_data, seed=profile.seed))
             r = rows[name]
-            log(f"{name:24s} recon {r['recon']:.4f}  kl {r['kl']:8.2f}  active {r['active_units']:2d}  "
+            log(
+                f"{name:24s} recon {r['recon']:.4f}  kl {r['kl']:8.2f}  active {r['active_units']:2d}  "
                 f"probe seen {r['probe_seen']:.3f} unseen {r.get('probe_unseen', float('nan')):.3f}  "
-                f"{'(reused)' if run.fit.reused else f'{run.fit.wall_s:.0f} s'}")
+                f"{'(reused)' if run.fit.reused else f'{run.fit.wall_s:.0f} s'}"
+            )
 
     tol = profile.sweep.recon_tolerance
     do(sweep_configs(profile, stage=1))
@@ -137,11 +159,19 @@ def save_selected(profile, run: VAERun, metrics: Mapping[str, Any], reason: str)
     """Write the selected encoder and ``selected_model.json`` (read by load_selected_encoder)."""
     from ..models.encoder import SELECTED_CKPT, SELECTED_JSON
 
-    run.encoder.save(paths.artifact_path(profile.name, SELECTED_CKPT),
-                     extra={"metrics": dict(metrics), "selection": reason})
-    meta = {"name": run.name, "config": run.config, "checkpoint": SELECTED_CKPT,
-            "metrics": {k: (float(v) if v is not None else None) for k, v in metrics.items()},
-            "rule": SELECTION_RULE.format(tol=profile.sweep.recon_tolerance), "reason": reason,
-            "run_dir": str(run.fit.run_dir), "profile": profile.name, "seed": profile.seed}
+    run.encoder.save(
+        paths.artifact_path(profile.name, SELECTED_CKPT), extra={"metrics": dict(metrics), "selection": reason}
+    )
+    meta = {
+        "name": run.name,
+        "config": run.config,
+        "checkpoint": SELECTED_CKPT,
+        "metrics": {k: (float(v) if v is not None else None) for k, v in metrics.items()},
+        "rule": SELECTION_RULE.format(tol=profile.sweep.recon_tolerance),
+        "reason": reason,
+        "run_dir": str(run.fit.run_dir),
+        "profile": profile.name,
+        "seed": profile.seed,
+    }
     storage.write_json(paths.artifact_path(profile.name, SELECTED_JSON), meta)
     return meta

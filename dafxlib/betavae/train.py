@@ -15,11 +15,22 @@ from .data import VAEData
 def vae_config(profile, **changes: Any) -> dict[str, Any]:
     """The VAE training configuration of a profile (``profile.vae``) with ``changes`` applied."""
     v = profile.vae
-    cfg = {"mode": v.mode, "latent_dim": v.latent_dim, "base_channels": v.base_channels,
-           "beta": v.beta, "beta_schedule": v.beta_schedule, "warmup_epochs": v.warmup_epochs,
-           "cycle_epochs": v.cycle_epochs, "reduction": v.reduction, "lr": v.lr,
-           "epochs": v.epochs, "batch_size": v.batch_size, "encoder_head": v.encoder_head,
-           "decoder_condition": v.decoder_condition, "lr_schedule": v.lr_schedule}
+    cfg = {
+        "mode": v.mode,
+        "latent_dim": v.latent_dim,
+        "base_channels": v.base_channels,
+        "beta": v.beta,
+        "beta_schedule": v.beta_schedule,
+        "warmup_epochs": v.warmup_epochs,
+        "cycle_epochs": v.cycle_epochs,
+        "reduction": v.reduction,
+        "lr": v.lr,
+        "epochs": v.epochs,
+        "batch_size": v.batch_size,
+        "encoder_head": v.encoder_head,
+        "decoder_condition": v.decoder_condition,
+        "lr_schedule": v.lr_schedule,
+    }
     unknown = sorted(set(changes) - set(cfg))
     if unknown:
         raise ConfigError(f"unknown VAE config key(s) {unknown}; valid: {sorted(cfg)}")
@@ -49,8 +60,14 @@ class VAERun:
         return self.fit.history_frame()
 
 
-def train_vae(profile, data: VAEData, cfg: Mapping[str, Any] | None = None, *, progress: bool = True,
-              accelerator: str | None = None) -> VAERun:
+def train_vae(
+    profile,
+    data: VAEData,
+    cfg: Mapping[str, Any] | None = None,
+    *,
+    progress: bool = True,
+    accelerator: str | None = None,
+) -> VAERun:
     """Train (or reuse) one VAE configuration on ``data``; returns the run with its encoder."""
     from ..models.encoder import AudioEncoder
     from ..models.vae import VAEModule
@@ -58,25 +75,51 @@ def train_vae(profile, data: VAEData, cfg: Mapping[str, Any] | None = None, *, p
 
     cfg = dict(cfg or vae_config(profile))
     name = config_name(cfg)
-    module = VAEModule(shape=data.spectrogrammer.shape, latent_dim=cfg["latent_dim"],
-                       base_channels=cfg["base_channels"], mode=cfg["mode"], beta=cfg["beta"],
-                       beta_schedule=cfg["beta_schedule"], warmup_epochs=cfg["warmup_epochs"],
-                       cycle_epochs=cfg["cycle_epochs"], reduction=cfg["reduction"], lr=cfg["lr"],
-                       init_seed=derive_seed(profile.seed, "vae-init", name),
-                       head=cfg["encoder_head"], condition=cfg["decoder_condition"],
-                       lr_schedule=cfg["lr_schedule"])
-    ident = {"cfg": cfg, "spec": profile.to_dict()["spec"], "data": profile.to_dict()["data"],
-             "effect_set": profile.effects.effect_set, "effects": data.effects,
-             "n_train": len(data.train_ds), "n_val": len(data.val_ds), "seed": profile.seed}
+    module = VAEModule(
+        shape=data.spectrogrammer.shape,
+        latent_dim=cfg["latent_dim"],
+        base_channels=cfg["base_channels"],
+        mode=cfg["mode"],
+        beta=cfg["beta"],
+        beta_schedule=cfg["beta_schedule"],
+        warmup_epochs=cfg["warmup_epochs"],
+        cycle_epochs=cfg["cycle_epochs"],
+        reduction=cfg["reduction"],
+        lr=cfg["lr"],
+        init_seed=derive_seed(profile.seed, "vae-init", name),
+        head=cfg["encoder_head"],
+        condition=cfg["decoder_condition"],
+        lr_schedule=cfg["lr_schedule"],
+    )
+    ident = {
+        "cfg": cfg,
+        "spec": profile.to_dict()["spec"],
+        "data": profile.to_dict()["data"],
+        "effect_set": profile.effects.effect_set,
+        "effects": data.effects,
+        "n_train": len(data.train_ds),
+        "n_val": len(data.val_ds),
+        "seed": profile.seed,
+    }
     from ..training import config_hash
 
     run_dir = paths.build_dir(profile.name) / "runs" / "vae" / f"{name}_{config_hash(ident)}"
     train_loader = make_loader(data.train_ds, cfg["batch_size"], seed=profile.seed, drop_last=False)
     val_loader = make_loader(data.val_ds, 64, seed=profile.seed, shuffle=False)
-    res = fit(module, train_loader, val_loader, run_dir, cfg["epochs"], seed=profile.seed,
-              ckpt_every_n_steps=profile.vae.ckpt_every_n_steps, progress=progress,
-              config=ident, **trainer_options(profile.runtime, accelerator))
+    res = fit(
+        module,
+        train_loader,
+        val_loader,
+        run_dir,
+        cfg["epochs"],
+        seed=profile.seed,
+        ckpt_every_n_steps=profile.vae.ckpt_every_n_steps,
+        progress=progress,
+        config=ident,
+        **trainer_options(profile.runtime, accelerator),
+    )
     module.cpu().eval()
-    enc = AudioEncoder.from_module(module, data.spectrogrammer, name=name, info={"config": cfg},
-                                   device=resolve_device(profile.runtime.device))
+    enc = AudioEncoder.from_module(
+        module, data.spectrogrammer, name=name, info={"config": cfg}, device=resolve_device(profile.runtime.device)
+    )
     return VAERun(name, cfg, module, enc, res)

@@ -24,19 +24,21 @@ folder, the folder's contents (file names, sizes, modification times); ``rebuild
 :class:`~dafxlib.errors.DatasetError`; the skipped sources are written to
 ``artifacts/corpus_skipped.json`` for the runner's terminal summary.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .. import audio as A
-from .. import storage, paths
+from .. import paths, storage
 from ..config import Profile, get_profile
 from ..errors import AudioError, CorruptFileError, DatasetError
 from ..seeding import stable_hash
@@ -49,8 +51,10 @@ KINDS = ("speech", "music")
 SPLITS = ("train", "val", "test")
 #: roles: which evaluation set a clip belongs to
 ROLES = ("seen_speech", "unseen_speech", "music", "user")
-SYNTHETIC_NOTE = ("SYNTHETIC corpus: speech from the espeak-ng formant synthesiser and music "
-                  "from a numpy instrument synthesiser; not real recordings")
+SYNTHETIC_NOTE = (
+    "SYNTHETIC corpus: speech from the espeak-ng formant synthesiser and music "
+    "from a numpy instrument synthesiser; not real recordings"
+)
 
 
 @dataclass(eq=False)
@@ -73,8 +77,7 @@ class Clip:
             raise AudioError(f"clip {self.id}: split {self.split!r} must be one of {SPLITS}")
         a = np.asarray(self.audio)
         if a.ndim != 1 or a.dtype != np.float32 or len(a) % 2:
-            raise AudioError(f"clip {self.id}: audio must be mono float32 of even length, got "
-                             f"{a.dtype} {a.shape}")
+            raise AudioError(f"clip {self.id}: audio must be mono float32 of even length, got {a.dtype} {a.shape}")
 
     @property
     def half_samples(self) -> int:
@@ -86,7 +89,7 @@ class Clip:
 
     @property
     def half_b(self) -> np.ndarray:
-        return self.audio[self.half_samples:]
+        return self.audio[self.half_samples :]
 
     @property
     def seconds(self) -> float:
@@ -133,15 +136,21 @@ class Corpus:
                 return c
         raise KeyError(f"no clip {clip_id!r} in the {self.profile} corpus")
 
-    def select(self, split: str | None = None, kind: str | None = None, *, role: str | None = None,
-               dataset: str | None = None) -> list[Clip]:
+    def select(
+        self, split: str | None = None, kind: str | None = None, *, role: str | None = None, dataset: str | None = None
+    ) -> list[Clip]:
         """Clips matching every given filter (split, kind, role, dataset)."""
         for name, value, valid in (("split", split, SPLITS), ("kind", kind, KINDS), ("role", role, ROLES)):
             if value is not None and value not in valid:
                 raise AudioError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-        return [c for c in self.clips
-                if (split is None or c.split == split) and (kind is None or c.kind == kind)
-                and (role is None or c.role == role) and (dataset is None or c.dataset == dataset)]
+        return [
+            c
+            for c in self.clips
+            if (split is None or c.split == split)
+            and (kind is None or c.kind == kind)
+            and (role is None or c.role == role)
+            and (dataset is None or c.dataset == dataset)
+        ]
 
     def stack(self, clips: list[Clip] | None = None) -> np.ndarray:
         """``(n, 2 * half_samples)`` float32 array of the given clips (default: all)."""
@@ -168,8 +177,7 @@ class Corpus:
         """Counts, durations and levels; ``synthetic`` and ``description`` say what the data is."""
         clip_s = 2 * self.half_samples / self.sample_rate
         by_split = {s: sum(c.split == s for c in self.clips) for s in SPLITS}
-        by_kind_split = {k: {s: sum(c.kind == k and c.split == s for c in self.clips) for s in SPLITS}
-                         for k in KINDS}
+        by_kind_split = {k: {s: sum(c.kind == k and c.split == s for c in self.clips) for s in SPLITS} for k in KINDS}
         roles = {r: sum(c.role == r for c in self.clips) for r in ROLES}
         datasets: dict[str, int] = {}
         for c in self.clips:
@@ -183,26 +191,41 @@ class Corpus:
         else:
             desc = "real recordings: " + ", ".join(sorted(datasets))
         return {
-            "profile": self.profile, "synthetic": self.synthetic, "description": desc,
-            "sample_rate": self.sample_rate, "half_seconds": self.half_samples / self.sample_rate,
-            "clip_seconds": clip_s, "n_clips": len(self.clips),
+            "profile": self.profile,
+            "synthetic": self.synthetic,
+            "description": desc,
+            "sample_rate": self.sample_rate,
+            "half_seconds": self.half_samples / self.sample_rate,
+            "clip_seconds": clip_s,
+            "n_clips": len(self.clips),
             "n_speech": sum(c.kind == "speech" for c in self.clips),
             "n_music": sum(c.kind == "music" for c in self.clips),
-            "by_split": by_split, "by_kind_split": by_kind_split, "by_role": roles,
-            "by_dataset": datasets, "total_seconds": len(self.clips) * clip_s,
-            "mean_lufs": lufs, "n_skipped": len(self.skipped), "build_seconds": self.build_seconds,
-            "from_cache": self.from_cache, "cache_key": self.key, "disk_bytes": self.disk_bytes,
+            "by_split": by_split,
+            "by_kind_split": by_kind_split,
+            "by_role": roles,
+            "by_dataset": datasets,
+            "total_seconds": len(self.clips) * clip_s,
+            "mean_lufs": lufs,
+            "n_skipped": len(self.skipped),
+            "build_seconds": self.build_seconds,
+            "from_cache": self.from_cache,
+            "cache_key": self.key,
+            "disk_bytes": self.disk_bytes,
         }
 
     def describe(self) -> str:
         s = self.summary()
-        lines = [f"{s['description']}",
-                 f"{s['n_clips']} clips of {s['clip_seconds']:.2f} s at {s['sample_rate']} Hz "
-                 f"({s['n_speech']} speech, {s['n_music']} music; {s['total_seconds'] / 60:.1f} min)"]
+        lines = [
+            f"{s['description']}",
+            f"{s['n_clips']} clips of {s['clip_seconds']:.2f} s at {s['sample_rate']} Hz "
+            f"({s['n_speech']} speech, {s['n_music']} music; {s['total_seconds'] / 60:.1f} min)",
+        ]
         for k in KINDS:
             b = s["by_kind_split"][k]
-            lines.append(f"  {k:6s} train {b['train']:5d}  val {b['val']:5d}  test {b['test']:5d}   "
-                         f"mean {s['mean_lufs'][k]:.1f} LUFS")
+            lines.append(
+                f"  {k:6s} train {b['train']:5d}  val {b['val']:5d}  test {b['test']:5d}   "
+                f"mean {s['mean_lufs'][k]:.1f} LUFS"
+            )
         lines.append("  roles: " + ", ".join(f"{r} {n}" for r, n in s["by_role"].items() if n))
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} sources (see Corpus.skipped)")
@@ -256,9 +279,17 @@ def build_corpus(profile: Profile | str, *, rebuild: bool = False, workers: int 
         t0 = time.perf_counter()
         clips, skipped = _make_clips(profile, workers)
         build_s = time.perf_counter() - t0
-        corpus = Corpus(clips=clips, profile=profile.name, sample_rate=data.sample_rate,
-                        half_samples=profile.half_samples, synthetic=data.corpus == "embedded",
-                        key=key, build_seconds=build_s, cache_dir=cdir, skipped=skipped)
+        corpus = Corpus(
+            clips=clips,
+            profile=profile.name,
+            sample_rate=data.sample_rate,
+            half_samples=profile.half_samples,
+            synthetic=data.corpus == "embedded",
+            key=key,
+            build_seconds=build_s,
+            cache_dir=cdir,
+            skipped=skipped,
+        )
         _save(corpus, cdir)
         corpus.build_seconds = build_s
     log.info("corpus %s: %d clips built in %.1f s", key, len(clips), build_s)
@@ -273,9 +304,15 @@ def write_skip_summary(corpus: Corpus) -> Path:
     """Write the sources the corpus left out (``artifacts/corpus_skipped.json``): the runner
     prints it on the terminal after notebook 01, notebook 01 records the counts as numbers."""
     path = paths.artifact_path(corpus.profile, SKIPS_ARTIFACT)
-    storage.write_json(path, {"n_skipped": len(corpus.skipped), "by_reason": corpus.skip_reasons(),
-                         "n_user_clips": sum(c.role == "user" for c in corpus.clips),
-                         "skipped": [list(s) for s in corpus.skipped]})
+    storage.write_json(
+        path,
+        {
+            "n_skipped": len(corpus.skipped),
+            "by_reason": corpus.skip_reasons(),
+            "n_user_clips": sum(c.role == "user" for c in corpus.clips),
+            "skipped": [list(s) for s in corpus.skipped],
+        },
+    )
     return path
 
 
@@ -333,12 +370,22 @@ def _make_clips(profile: Profile, workers: int) -> tuple[list[Clip], list[tuple[
         meta["lufs"] = round(lufs + gain_db, 2)  # loudness scales exactly with gain
         meta["rms_db"] = round(float(A.rms_db(a)), 2)
         is_user = plan.get("role") == "user"
-        clips.append(Clip(id=plan["id"], kind=plan["kind"], source=plan["source"], audio=a,
-                          sample_rate=sr, split=plan["split"],
-                          synthetic=synthetic and not is_user, meta=meta))
+        clips.append(
+            Clip(
+                id=plan["id"],
+                kind=plan["kind"],
+                source=plan["source"],
+                audio=a,
+                sample_rate=sr,
+                split=plan["split"],
+                synthetic=synthetic and not is_user,
+                meta=meta,
+            )
+        )
     if data.user_folder and not any(c.meta.get("role") == "user" for c in clips):
-        _no_usable_user_file(data.user_folder, [s for s in skipped if s[0].startswith("user/") or
-                                                data.user_folder in s[0]], L / sr)
+        _no_usable_user_file(
+            data.user_folder, [s for s in skipped if s[0].startswith("user/") or data.user_folder in s[0]], L / sr
+        )
     return clips, skipped
 
 
@@ -353,7 +400,8 @@ def _no_usable_user_file(folder: str, skipped: list[tuple[str, str]], seconds: f
     raise DatasetError(
         f"data.user_folder {folder}: no usable audio file ({detail}){' - ' + shown if shown else ''}. "
         f"Fix or replace the files (wav/flac/ogg/mp3, at least {seconds:g} s long, not silent), "
-        "or leave data.user_folder out to run on the built-in corpus only")
+        "or leave data.user_folder out to run on the built-in corpus only"
+    )
 
 
 # --------------------------------------------------------------------------- cache
@@ -361,12 +409,18 @@ def _save(corpus: Corpus, cdir: Path) -> None:
     audio = corpus.stack()
     storage.save_npz(cdir / "clips.npz", audio=audio)
     index = {
-        "version": CORPUS_VERSION, "key": corpus.key, "profile": corpus.profile,
-        "sample_rate": corpus.sample_rate, "half_samples": corpus.half_samples,
-        "synthetic": corpus.synthetic, "build_seconds": corpus.build_seconds,
+        "version": CORPUS_VERSION,
+        "key": corpus.key,
+        "profile": corpus.profile,
+        "sample_rate": corpus.sample_rate,
+        "half_samples": corpus.half_samples,
+        "synthetic": corpus.synthetic,
+        "build_seconds": corpus.build_seconds,
         "skipped": corpus.skipped,
-        "clips": [{"id": c.id, "kind": c.kind, "source": c.source, "split": c.split,
-                   "synthetic": c.synthetic, "meta": c.meta} for c in corpus.clips],
+        "clips": [
+            {"id": c.id, "kind": c.kind, "source": c.source, "split": c.split, "synthetic": c.synthetic, "meta": c.meta}
+            for c in corpus.clips
+        ],
     }
     storage.write_json(cdir / "index.json", index)  # written last: its presence marks a complete cache
 
@@ -388,14 +442,43 @@ def _load(cdir: Path, profile_name: str) -> Corpus | None:
         return None
     if audio.shape[0] != len(index["clips"]):
         return None
-    clips = [Clip(id=e["id"], kind=e["kind"], source=e["source"], audio=audio[i],
-                  sample_rate=index["sample_rate"], split=e["split"], synthetic=e["synthetic"],
-                  meta=e["meta"]) for i, e in enumerate(index["clips"])]
-    return Corpus(clips=clips, profile=profile_name, sample_rate=index["sample_rate"],
-                  half_samples=index["half_samples"], synthetic=index["synthetic"],
-                  key=index["key"], build_seconds=index["build_seconds"], from_cache=True,
-                  cache_dir=cdir, skipped=[tuple(s) for s in index.get("skipped", [])])
+    clips = [
+        Clip(
+            id=e["id"],
+            kind=e["kind"],
+            source=e["source"],
+            audio=audio[i],
+            sample_rate=index["sample_rate"],
+            split=e["split"],
+            synthetic=e["synthetic"],
+            meta=e["meta"],
+        )
+        for i, e in enumerate(index["clips"])
+    ]
+    return Corpus(
+        clips=clips,
+        profile=profile_name,
+        sample_rate=index["sample_rate"],
+        half_samples=index["half_samples"],
+        synthetic=index["synthetic"],
+        key=index["key"],
+        build_seconds=index["build_seconds"],
+        from_cache=True,
+        cache_dir=cdir,
+        skipped=[tuple(s) for s in index.get("skipped", [])],
+    )
 
 
-__all__ = ["Clip", "Corpus", "build_corpus", "corpus_key", "write_skip_summary", "SKIPS_ARTIFACT", "CORPUS_VERSION", "KINDS", "SPLITS",
-           "ROLES", "SYNTHETIC_NOTE"]
+__all__ = [
+    "Clip",
+    "Corpus",
+    "build_corpus",
+    "corpus_key",
+    "write_skip_summary",
+    "SKIPS_ARTIFACT",
+    "CORPUS_VERSION",
+    "KINDS",
+    "SPLITS",
+    "ROLES",
+    "SYNTHETIC_NOTE",
+]

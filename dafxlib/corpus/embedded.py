@@ -12,6 +12,7 @@ Splits are made at the source level before any audio exists:
 Every random draw comes from ``numpy.random.default_rng([seed, stream, index])``, so a clip
 depends only on the seed and its index (music) or on the seed and the request list (speech).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,13 +35,19 @@ def sentence_ids() -> list[str]:
 def _draw_voice(rng: np.random.Generator, unseen: bool) -> S.Voice:
     langs = S.UNSEEN_LANGUAGES if unseen else S.SEEN_LANGUAGES
     variants = S.UNSEEN_VARIANTS if unseen else S.SEEN_VARIANTS
-    return S.Voice(language=str(rng.choice(langs)), variant=str(rng.choice(variants)),
-                   rate=int(rng.integers(130, 231)), pitch=int(rng.integers(25, 76)),
-                   range=int(rng.integers(20, 91)), word_gap=int(rng.choice([0, 0, 0, 1, 2])))
+    return S.Voice(
+        language=str(rng.choice(langs)),
+        variant=str(rng.choice(variants)),
+        rate=int(rng.integers(130, 231)),
+        pitch=int(rng.integers(25, 76)),
+        range=int(rng.integers(20, 91)),
+        word_gap=int(rng.choice([0, 0, 0, 1, 2])),
+    )
 
 
-def plan_speech(n_speech: int, seed: int, fractions, clip_seconds: float,
-                unseen_fraction: float) -> list[dict[str, Any]]:
+def plan_speech(
+    n_speech: int, seed: int, fractions, clip_seconds: float, unseen_fraction: float
+) -> list[dict[str, Any]]:
     """Decide every speech clip (split, role, sentences, voice) before synthesising."""
     ids = sentence_ids()
     text = dict(zip(ids, S.HARVARD_SENTENCES))
@@ -70,15 +77,24 @@ def plan_speech(n_speech: int, seed: int, fractions, clip_seconds: float,
         while len(sents) < n_sent:  # tiny pools: repeat
             sents.append(sents[len(sents) % len(pool)])
         prefix = "speech_u" if unseen else "speech"
-        plans.append({"id": f"{prefix}_{idx:04d}", "split": split, "role": role,
-                      "source": sents[0], "sentences": sents,
-                      "text": " ".join(text[s] for s in sents), "voice": voice,
-                      "dataset": "espeak_unseen" if unseen else "espeak"})
+        plans.append(
+            {
+                "id": f"{prefix}_{idx:04d}",
+                "split": split,
+                "role": role,
+                "source": sents[0],
+                "sentences": sents,
+                "text": " ".join(text[s] for s in sents),
+                "voice": voice,
+                "dataset": "espeak_unseen" if unseen else "espeak",
+            }
+        )
     return plans
 
 
-def _best_window(x: np.ndarray, sr: int, length: int, rng: np.random.Generator,
-                 tries: int = 8) -> tuple[np.ndarray, int]:
+def _best_window(
+    x: np.ndarray, sr: int, length: int, rng: np.random.Generator, tries: int = 8
+) -> tuple[np.ndarray, int]:
     """A window of ``length`` whose two halves are both mostly active (speech or notes)."""
     if len(x) < length:
         reps = math.ceil(length / max(1, len(x))) + 1
@@ -87,19 +103,20 @@ def _best_window(x: np.ndarray, sr: int, length: int, rng: np.random.Generator,
     hi = len(x) - length
     half = length // 2
     best, best_score = 0, -1.0
-    for t in range(tries):
+    for _ in range(tries):
         s = int(rng.integers(0, hi + 1)) if hi > 0 else 0
-        w = x[s:s + length]
+        w = x[s : s + length]
         score = min(A.active_fraction(w[:half], sr), A.active_fraction(w[half:], sr))
         if score > best_score:
             best, best_score = s, score
         if score >= 0.5:
             break
-    return x[best:best + length], best
+    return x[best : best + length], best
 
 
-def build_speech(plans: list[dict], sample_rate: int, clip_samples: int, seed: int,
-                 workers: int = 2) -> list[tuple[np.ndarray, dict]]:
+def build_speech(
+    plans: list[dict], sample_rate: int, clip_samples: int, seed: int, workers: int = 2
+) -> list[tuple[np.ndarray, dict]]:
     """Synthesise the planned clips (reproducibly, in worker processes) and cut windows.
 
     Each sentence is spoken separately, trimmed, and joined to the next with a short random
@@ -126,12 +143,22 @@ def build_speech(plans: list[dict], sample_rate: int, clip_samples: int, seed: i
         x = A.resample(np.concatenate(joined), engine_rate, sample_rate)
         w, start = _best_window(x, sample_rate, clip_samples, rng)
         v = p["voice"]
-        meta = {"dataset": p["dataset"], "role": p["role"], "text": p["text"],
-                "sentences": p["sentences"], "voice": v.name, "language": v.language,
-                "variant": v.variant or "default", "rate_wpm": v.rate, "pitch": v.pitch,
-                "pitch_range": v.range, "word_gap": v.word_gap,
-                "offset_s": round(start / sample_rate, 3), "engine": "espeak-ng",
-                "engine_rate": engine_rate}
+        meta = {
+            "dataset": p["dataset"],
+            "role": p["role"],
+            "text": p["text"],
+            "sentences": p["sentences"],
+            "voice": v.name,
+            "language": v.language,
+            "variant": v.variant or "default",
+            "rate_wpm": v.rate,
+            "pitch": v.pitch,
+            "pitch_range": v.range,
+            "word_gap": v.word_gap,
+            "offset_s": round(start / sample_rate, 3),
+            "engine": "espeak-ng",
+            "engine_rate": engine_rate,
+        }
         out.append((w.astype(np.float32), meta))
     return out
 
@@ -139,8 +166,10 @@ def build_speech(plans: list[dict], sample_rate: int, clip_samples: int, seed: i
 def plan_music(n_music: int, seed: int, fractions) -> list[dict[str, Any]]:
     ids = [f"music_{i:04d}" for i in range(n_music)]
     split = split_files(ids, fractions, seed, method="exact")
-    return [{"id": i, "split": split[i], "role": "music", "source": i, "index": k,
-             "dataset": "synth"} for k, i in enumerate(ids)]
+    return [
+        {"id": i, "split": split[i], "role": "music", "source": i, "index": k, "dataset": "synth"}
+        for k, i in enumerate(ids)
+    ]
 
 
 def build_music(plans: list[dict], sample_rate: int, clip_samples: int, seed: int) -> list[tuple[np.ndarray, dict]]:
@@ -148,16 +177,23 @@ def build_music(plans: list[dict], sample_rate: int, clip_samples: int, seed: in
     half = clip_samples // 2
     for p in plans:
         rng = np.random.default_rng([seed, _MUSIC, p["index"]])
-        for attempt in range(6):  # re-draw a phrase whose half A or B is nearly silent
+        attempts = 0
+        for _ in range(6):  # re-draw a phrase whose half A or B is nearly silent
+            attempts += 1
             y, meta = synth.render_phrase(rng, sample_rate, clip_samples)
             score = min(A.active_fraction(y[:half], sample_rate), A.active_fraction(y[half:], sample_rate))
             if score >= 0.3 and not A.is_silent(y):
                 break
-        meta = {"dataset": "synth", "role": "music", "attempts": attempt + 1, **meta}
+        meta = {"dataset": "synth", "role": "music", "attempts": attempts, **meta}
         out.append((y, meta))
     return out
 
 
 def level_targets(n: int, seed: int, target_lufs: float, spread: float, stream_offset: int = 0) -> np.ndarray:
-    return np.array([target_lufs + spread * np.random.default_rng([seed, _LEVEL, stream_offset + i]).uniform(-1, 1)
-                     for i in range(n)], dtype=np.float64)
+    return np.array(
+        [
+            target_lufs + spread * np.random.default_rng([seed, _LEVEL, stream_offset + i]).uniform(-1, 1)
+            for i in range(n)
+        ],
+        dtype=np.float64,
+    )

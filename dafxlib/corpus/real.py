@@ -13,6 +13,7 @@
 Every window is checked so both halves (A and B) are mostly active; the rng for window
 positions is ``default_rng([seed, stream, clip index])``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,9 @@ def _read_window(path, start_s: float, seconds: float, sr: int) -> np.ndarray:
     return A.fit_length(y, int(round(seconds * sr)))
 
 
-def _window_from_file(path, duration_s: float, seconds: float, sr: int, rng: np.random.Generator,
-                      tries: int = 6) -> tuple[np.ndarray, float] | None:
+def _window_from_file(
+    path, duration_s: float, seconds: float, sr: int, rng: np.random.Generator, tries: int = 6
+) -> tuple[np.ndarray, float] | None:
     """A window of ``seconds`` with both halves active; None if the file never gives one."""
     span = duration_s - seconds
     if span < 0:
@@ -88,7 +90,9 @@ def _vctk_clip(files: list[D.AudioFile], start: int, seconds: float, sr: int) ->
     return np.concatenate(parts)[: int(round(seconds * sr))], used
 
 
-def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np.ndarray, dict]], list[tuple[str, str]]]:
+def build_paper(
+    profile: Profile, workers: int = 2
+) -> tuple[list[tuple[dict, np.ndarray, dict]], list[tuple[str, str]]]:
     """Cut the paper corpus; returns ``([(plan, audio, meta), ...], skipped)``."""
     data = profile.data
     sr, seed = data.sample_rate, profile.seed
@@ -134,13 +138,19 @@ def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np
                     skipped.append((f"vctk/{jobs[i][1]}", err))
                     continue
                 split, spk, x, used = res
-                plan = {"id": f"vctk_{i:05d}", "kind": "speech", "split": split, "role": "seen_speech",
-                        "source": f"vctk/{spk}"}
+                plan = {
+                    "id": f"vctk_{i:05d}",
+                    "kind": "speech",
+                    "split": split,
+                    "role": "seen_speech",
+                    "source": f"vctk/{spk}",
+                }
                 meta = {"dataset": "vctk", "role": "seen_speech", "speaker": spk, "files": used}
                 out.append((plan, x, meta))
 
     # ---- DAPS: unseen speech, test only, windows spread over the files
     if n_unseen:
+
         def make_daps(j):
             f = daps[j % len(daps)]
             rng = np.random.default_rng([seed, _DAPS, j])
@@ -156,10 +166,26 @@ def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np
                     skipped.append((f"daps/{f.id}", err))
                     continue
                 w, t = got
-                plan = {"id": f"daps_{j:05d}", "kind": "speech", "split": "test", "role": "unseen_speech",
-                        "source": f"daps/{f.id}"}
-                out.append((plan, w, {"dataset": "daps", "role": "unseen_speech", "speaker": f.group,
-                                      "file": f.id, "offset_s": round(t, 3)}))
+                plan = {
+                    "id": f"daps_{j:05d}",
+                    "kind": "speech",
+                    "split": "test",
+                    "role": "unseen_speech",
+                    "source": f"daps/{f.id}",
+                }
+                out.append(
+                    (
+                        plan,
+                        w,
+                        {
+                            "dataset": "daps",
+                            "role": "unseen_speech",
+                            "speaker": f.group,
+                            "file": f.id,
+                            "offset_s": round(t, 3),
+                        },
+                    )
+                )
 
     # ---- MUSDB18-HQ: official test tracks = test; train tracks split train/val by track
     if data.n_music:
@@ -192,10 +218,26 @@ def build_paper(profile: Profile, workers: int = 2) -> tuple[list[tuple[dict, np
                     skipped.append((f"musdb18hq/{tid}", err))
                     continue
                 w, t = got
-                plan = {"id": f"musdb_{i:05d}", "kind": "music", "split": split, "role": "music",
-                        "source": f"musdb18hq/{tid}"}
-                out.append((plan, w, {"dataset": "musdb18hq", "role": "music", "track": by_id[tid].group,
-                                      "subset": by_id[tid].subset, "offset_s": round(t, 3)}))
+                plan = {
+                    "id": f"musdb_{i:05d}",
+                    "kind": "music",
+                    "split": split,
+                    "role": "music",
+                    "source": f"musdb18hq/{tid}",
+                }
+                out.append(
+                    (
+                        plan,
+                        w,
+                        {
+                            "dataset": "musdb18hq",
+                            "role": "music",
+                            "track": by_id[tid].group,
+                            "subset": by_id[tid].subset,
+                            "offset_s": round(t, 3),
+                        },
+                    )
+                )
     for src, why in skipped:
         log.warning("skipped %s: %s", src, why)
     return out, skipped
@@ -217,16 +259,26 @@ def build_user(profile: Profile) -> tuple[list[tuple[dict, np.ndarray, dict]], l
         hi = len(x) - L
         best, best_score = 0, -1.0
         for s in sorted({0, *(int(v) for v in rng.integers(0, hi + 1, size=6))}) if hi > 0 else [0]:
-            w = x[s:s + L]
-            score = min(A.active_fraction(w[: L // 2], sr), A.active_fraction(w[L // 2:], sr))
+            w = x[s : s + L]
+            score = min(A.active_fraction(w[: L // 2], sr), A.active_fraction(w[L // 2 :], sr))
             if score > best_score:
                 best, best_score = s, score
         if best_score < 0.2:
             skipped.append((str(f.path), "no window with both halves active"))
             continue
         name = f.path.relative_to(rep.folder).as_posix()
-        plan: dict[str, Any] = {"id": f"user_{i:04d}", "kind": data.user_kind, "split": "test",
-                                "role": "user", "source": f"user/{name}"}
-        out.append((plan, x[best:best + L], {"dataset": "user", "role": "user", "file": name,
-                                             "offset_s": round(best / sr, 3)}))
+        plan: dict[str, Any] = {
+            "id": f"user_{i:04d}",
+            "kind": data.user_kind,
+            "split": "test",
+            "role": "user",
+            "source": f"user/{name}",
+        }
+        out.append(
+            (
+                plan,
+                x[best : best + L],
+                {"dataset": "user", "role": "user", "file": name, "offset_s": round(best / sr, 3)},
+            )
+        )
     return out, skipped

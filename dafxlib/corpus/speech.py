@@ -17,6 +17,7 @@ for interactive use where that does not matter.
 This file is also the worker script: ``python speech.py REQUESTS.json OUT.npz`` (it is
 run by path so the worker imports only numpy and ctypes).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -107,13 +108,52 @@ HARVARD_SENTENCES: tuple[str, ...] = (
 #: accents heard in training/validation/test ("seen speech")
 SEEN_LANGUAGES = ("en", "en-us", "en-gb-x-rp", "en-029")
 #: voice variants (files in espeak-ng-data/voices/!v) of seen speech; "" is the plain voice
-SEEN_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f4", "klatt3",
-                 "klatt4", "Alex", "Andy", "Alicia", "anika", "belinda", "iven", "john", "linda",
-                 "michel", "steph", "travis", "adam")
+SEEN_VARIANTS = (
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "klatt3",
+    "klatt4",
+    "Alex",
+    "Andy",
+    "Alicia",
+    "anika",
+    "belinda",
+    "iven",
+    "john",
+    "linda",
+    "michel",
+    "steph",
+    "travis",
+    "adam",
+)
 #: accents and voices kept out of training entirely (the embedded "unseen speech", like DAPS)
 UNSEEN_LANGUAGES = ("en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
-UNSEEN_VARIANTS = ("m7", "m8", "f5", "klatt5", "klatt6", "Annie", "Andrea", "aunty", "benjamin",
-                   "edward", "grandma", "norbert", "shelby", "Gene", "Mario")
+UNSEEN_VARIANTS = (
+    "m7",
+    "m8",
+    "f5",
+    "klatt5",
+    "klatt6",
+    "Annie",
+    "Andrea",
+    "aunty",
+    "benjamin",
+    "edward",
+    "grandma",
+    "norbert",
+    "shelby",
+    "Gene",
+    "Mario",
+)
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -165,13 +205,19 @@ def available_languages() -> list[str]:
 def check_voice(voice: Voice) -> None:
     """Raise ValueError for a language or variant that espeak-ng would silently ignore."""
     if voice.language.lower() not in available_languages():
-        raise ValueError(f"unknown espeak-ng language {voice.language!r}; see "
-                         f"dafxlib.corpus.speech.available_languages()")
+        raise ValueError(
+            f"unknown espeak-ng language {voice.language!r}; see dafxlib.corpus.speech.available_languages()"
+        )
     if voice.variant and voice.variant not in available_variants():
-        raise ValueError(f"unknown espeak-ng voice variant {voice.variant!r}; see "
-                         f"dafxlib.corpus.speech.available_variants()")
-    for name, v, lo, hi in (("rate", voice.rate, 80, 450), ("pitch", voice.pitch, 0, 99),
-                            ("range", voice.range, 0, 99), ("word_gap", voice.word_gap, 0, 100)):
+        raise ValueError(
+            f"unknown espeak-ng voice variant {voice.variant!r}; see dafxlib.corpus.speech.available_variants()"
+        )
+    for name, v, lo, hi in (
+        ("rate", voice.rate, 80, 450),
+        ("pitch", voice.pitch, 0, 99),
+        ("range", voice.range, 0, 99),
+        ("word_gap", voice.word_gap, 0, 100),
+    ):
         if not lo <= int(v) <= hi:
             raise ValueError(f"voice {name}={v} outside {lo}..{hi}")
 
@@ -191,8 +237,16 @@ class _Engine:
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_Synth.restype = ctypes.c_int
         # espeak-ng seeds its noise generator (breathy voices) from the clock; reseed per utterance
         self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
@@ -200,16 +254,16 @@ class _Engine:
             self._set_seed.argtypes = [ctypes.c_long]
             self._set_seed.restype = None
         # the path argument is the folder that contains espeak-ng-data
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
-                                     os.path.dirname(data_path).encode(), _INITIALIZE_DONT_EXIT)
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, os.path.dirname(data_path).encode(), _INITIALIZE_DONT_EXIT
+        )
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed (returned {rate}); data at {data_path}")
         self.lib = lib
         self.sample_rate = int(rate)
         self.lock = threading.Lock()
         self._chunks: list[np.ndarray] = []
-        proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                 ctypes.c_void_p)
+        proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
         # keep a reference: the C side holds only the raw pointer
         self._callback = proto(self._collect)
         lib.espeak_SetSynthCallback(self._callback)
@@ -238,14 +292,17 @@ class _Engine:
                 self._set_seed(int(seed) & 0x7FFFFFFF)
             if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
                 raise ValueError(f"espeak-ng rejected voice {voice.name!r}")
-            for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch),
-                                 (_RANGE, voice.range), (_WORDGAP, voice.word_gap),
-                                 (_VOLUME, 100)):
+            for param, value in (
+                (_RATE, voice.rate),
+                (_PITCH, voice.pitch),
+                (_RANGE, voice.range),
+                (_WORDGAP, voice.word_gap),
+                (_VOLUME, 100),
+            ):
                 self.lib.espeak_SetParameter(param, int(value), 0)
             self._chunks = []
             buf = text.encode("utf-8") + b"\0"
-            err = self.lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0,
-                                        _CHARS_UTF8 | _ENDPAUSE, None, None)
+            err = self.lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None)
             if err != 0:
                 raise RuntimeError(f"espeak_Synth failed with code {err} for {text!r}")
             out = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
@@ -292,7 +349,7 @@ def remove_stale_temp_dirs() -> int:
 
     removed = 0
     for d in Path(tempfile.gettempdir()).glob(_TMP_PREFIX + "*"):
-        pid = d.name[len(_TMP_PREFIX):].split("_", 1)[0]
+        pid = d.name[len(_TMP_PREFIX) :].split("_", 1)[0]
         if d.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
             removed += 1
@@ -305,8 +362,13 @@ def _run_chunk(items: list[tuple[str, Voice]], timeout: float) -> tuple[list[np.
         req, out = Path(tmp) / "req.json", Path(tmp) / "out.npz"
         req.write_text(json.dumps([{"text": t, **asdict(v)} for t, v in items]))
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(req), str(out)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), str(req), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise RuntimeError(f"espeak-ng worker failed (exit {proc.returncode}): {' | '.join(tail)}")
@@ -316,8 +378,9 @@ def _run_chunk(items: list[tuple[str, Voice]], timeout: float) -> tuple[list[np.
     return audio, rate
 
 
-def synthesize_many(items: list[tuple[str, Voice]], *, chunk_size: int = 8, workers: int = 2,
-                    timeout: float = 300.0) -> tuple[list[np.ndarray], int]:
+def synthesize_many(
+    items: list[tuple[str, Voice]], *, chunk_size: int = 8, workers: int = 2, timeout: float = 300.0
+) -> tuple[list[np.ndarray], int]:
     """Speak ``(text, voice)`` requests reproducibly: ``(list of float32 arrays, sample rate)``.
 
     Requests are cut into chunks of ``chunk_size``; each chunk runs in a fresh worker process,
@@ -328,7 +391,7 @@ def synthesize_many(items: list[tuple[str, Voice]], *, chunk_size: int = 8, work
     remove_stale_temp_dirs()
     if not items:
         return [], engine_sample_rate()
-    chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
         results = list(pool.map(lambda c: _run_chunk(c, timeout), chunks))
     audio = [a for chunk_audio, _ in results for a in chunk_audio]

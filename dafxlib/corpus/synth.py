@@ -13,6 +13,7 @@ instrument or two to four layered parts: melody, arpeggio, comping, pad, bass li
 pattern) and renders exactly ``n_samples``. It is deterministic for a given generator state
 and costs a few milliseconds per second of audio.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,14 @@ SCALES: dict[str, tuple[int, ...]] = {
 }
 #: chord roots as scale degrees, one chord per bar
 PROGRESSIONS: tuple[tuple[int, ...], ...] = (
-    (0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3), (1, 4, 0, 0), (0, 0, 3, 4), (5, 3, 0, 4),
-    (0, 6, 5, 4), (0, 2, 3, 4),
+    (0, 3, 4, 0),
+    (0, 5, 3, 4),
+    (0, 4, 5, 3),
+    (1, 4, 0, 0),
+    (0, 0, 3, 4),
+    (5, 3, 0, 4),
+    (0, 6, 5, 4),
+    (0, 2, 3, 4),
 )
 DRUM_PATTERNS = ("rock", "four_on_floor", "half_time", "breakbeat", "shuffle")
 #: solo arrangements and layered ones (weights in render_phrase)
@@ -48,8 +55,7 @@ def midi_to_hz(m: float) -> float:
 
 
 # --------------------------------------------------------------------------- envelopes / filters
-def adsr(n: int, sr: int, attack: float, decay: float, sustain: float, release: float,
-         gate: float) -> np.ndarray:
+def adsr(n: int, sr: int, attack: float, decay: float, sustain: float, release: float, gate: float) -> np.ndarray:
     """Piecewise-linear ADSR of ``n`` samples; the note is held for ``gate`` seconds."""
     a, d, r = max(attack, 1e-4), max(decay, 1e-4), max(release, 1e-4)
     g = max(gate, a)
@@ -102,8 +108,16 @@ def _poly_blep_saw(freq: float, n: int, sr: int, phase0: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- instruments
-def pluck(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
-          brightness: float = 0.6, sustain_s: float = 1.2, release: float = 0.05) -> np.ndarray:
+def pluck(
+    freq: float,
+    duration: float,
+    sr: int,
+    rng: np.random.Generator,
+    *,
+    brightness: float = 0.6,
+    sustain_s: float = 1.2,
+    release: float = 0.05,
+) -> np.ndarray:
     """Karplus-Strong string: noise burst into a tuned, damped feedback delay.
 
     The loop filter is the classic two-point average combined with a linear-interpolation
@@ -125,14 +139,13 @@ def pluck(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
         burst = lfilter([a], [1.0, -(1.0 - a)], burst).astype(np.float32)
     burst -= burst.mean()
     y = np.zeros(n + L + 2, dtype=np.float32)
-    y[:L + 2] = burst
+    y[: L + 2] = burst
     c0, c1, c2 = (np.float32(g * (1.0 - d) / 2), np.float32(g / 2), np.float32(g * d / 2))
     s = L + 2
     while s < len(y):
         e = min(s + L, len(y))
         k = e - s
-        y[s:e] = (c0 * y[s - L:s - L + k] + c1 * y[s - L - 1:s - L - 1 + k]
-                  + c2 * y[s - L - 2:s - L - 2 + k])
+        y[s:e] = c0 * y[s - L : s - L + k] + c1 * y[s - L - 1 : s - L - 1 + k] + c2 * y[s - L - 2 : s - L - 2 + k]
         s = e
     y = y[:n]
     # damp at note-off (a finger on the string), then a short release
@@ -142,8 +155,9 @@ def pluck(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
     return y * 0.7
 
 
-def bass(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
-         cutoff: float = 900.0, release: float = 0.06) -> np.ndarray:
+def bass(
+    freq: float, duration: float, sr: int, rng: np.random.Generator, *, cutoff: float = 900.0, release: float = 0.06
+) -> np.ndarray:
     n = max(1, int(round((duration + release) * sr)))
     saw = _poly_blep_saw(freq, n, sr, rng.uniform())
     sub = np.sin(2 * np.pi * freq * np.arange(n) / sr + rng.uniform(0, 2 * np.pi)).astype(np.float32)
@@ -152,8 +166,9 @@ def bass(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
     return tone * env * 0.8
 
 
-def keys(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
-         kind: str = "epiano", release: float = 0.15) -> np.ndarray:
+def keys(
+    freq: float, duration: float, sr: int, rng: np.random.Generator, *, kind: str = "epiano", release: float = 0.15
+) -> np.ndarray:
     n = max(1, int(round((duration + release) * sr)))
     t = np.arange(n, dtype=np.float32) / sr
     if kind == "epiano":  # 2-op FM, index decaying: bright attack, mellow tail
@@ -174,8 +189,16 @@ def keys(freq: float, duration: float, sr: int, rng: np.random.Generator, *,
     return (y * env * 0.5).astype(np.float32)
 
 
-def pad(freqs: list[float], duration: float, sr: int, rng: np.random.Generator, *,
-        detune_cents: float = 12.0, cutoff: float = 1800.0, release: float = 0.4) -> np.ndarray:
+def pad(
+    freqs: list[float],
+    duration: float,
+    sr: int,
+    rng: np.random.Generator,
+    *,
+    detune_cents: float = 12.0,
+    cutoff: float = 1800.0,
+    release: float = 0.4,
+) -> np.ndarray:
     n = max(1, int(round((duration + release) * sr)))
     y = np.zeros(n, dtype=np.float32)
     for f in freqs:
@@ -226,9 +249,9 @@ class _Mix:
         if i >= self.n or i + len(sig) <= 0:
             return
         j = max(0, -i)
-        seg = sig[j:self.n - i] if i >= 0 else sig[j:j + self.n]
+        seg = sig[j : self.n - i] if i >= 0 else sig[j : j + self.n]
         i = max(i, 0)
-        self.buf[i:i + len(seg)] += gain * seg
+        self.buf[i : i + len(seg)] += gain * seg
 
 
 def _chord(root_deg: int, scale: tuple[int, ...], tonic: int, octave: int, n_notes: int = 3) -> list[int]:
@@ -300,8 +323,7 @@ def render_phrase(rng: np.random.Generator, sample_rate: int, n_samples: int) ->
             while t < dur:
                 root = chord_at((t - start) / beat)
                 freqs = [midi_to_hz(m) for m in _chord(root, scale, tonic, 4, 3 + (rng.uniform() < 0.4))]
-                mix.add(t, pad(freqs, beats_per_chord * beat, sr, rng, cutoff=float(rng.uniform(900, 3000))),
-                        g * 0.8)
+                mix.add(t, pad(freqs, beats_per_chord * beat, sr, rng, cutoff=float(rng.uniform(900, 3000))), g * 0.8)
                 t += beats_per_chord * beat
         elif part == "comp_keys":
             kind = "epiano" if rng.uniform() < 0.6 else "organ"
@@ -314,7 +336,9 @@ def render_phrase(rng: np.random.Generator, sample_rate: int, n_samples: int) ->
                         break
                     notes = _chord(chord_at(tb), scale, tonic, 4)
                     length = beat * (0.9 if h % 1 else 0.8)
-                    sig = functools.reduce(operator.add, [keys(midi_to_hz(m), length, sr, rng, kind=kind) for m in notes])
+                    sig = functools.reduce(
+                        operator.add, [keys(midi_to_hz(m), length, sr, rng, kind=kind) for m in notes]
+                    )
                     mix.add(t + jitter(), sig / 2.0, g * rng.uniform(0.7, 1.0))
         elif part in ("melody_pluck", "melody_keys"):
             deg = int(rng.integers(0, len(scale)))
@@ -330,8 +354,11 @@ def render_phrase(rng: np.random.Generator, sample_rate: int, n_samples: int) ->
                 deg = int(np.clip(deg, -3, 2 * len(scale)))
                 f = midi_to_hz(_scale_note(deg, scale, tonic, octave))
                 length = step * beat * float(rng.uniform(0.6, 1.0))
-                sig = (pluck(f, length, sr, rng, brightness=float(rng.uniform(0.3, 0.9)))
-                       if part == "melody_pluck" else keys(f, length, sr, rng, kind=kind))
+                sig = (
+                    pluck(f, length, sr, rng, brightness=float(rng.uniform(0.3, 0.9)))
+                    if part == "melody_pluck"
+                    else keys(f, length, sr, rng, kind=kind)
+                )
                 mix.add(t + jitter(), sig, g * rng.uniform(0.7, 1.0))
                 t += step * beat
         elif part == "arp_pluck":
@@ -342,8 +369,11 @@ def render_phrase(rng: np.random.Generator, sample_rate: int, n_samples: int) ->
             while t < dur:
                 notes = _chord(chord_at((t - start) / beat), scale, tonic, 4, 4)
                 f = midi_to_hz(notes[int(pattern[i % len(pattern)]) % len(notes)])
-                mix.add(t + jitter(), pluck(f, step * beat * 1.6, sr, rng, brightness=bright, sustain_s=0.8),
-                        g * rng.uniform(0.6, 0.9))
+                mix.add(
+                    t + jitter(),
+                    pluck(f, step * beat * 1.6, sr, rng, brightness=bright, sustain_s=0.8),
+                    g * rng.uniform(0.6, 0.9),
+                )
                 i += 1
                 t += step * beat
     y = mix.buf
@@ -351,10 +381,15 @@ def render_phrase(rng: np.random.Generator, sample_rate: int, n_samples: int) ->
         for k, d in enumerate(rng.uniform(0.021, 0.09, 3)):
             i = int(d * sr)
             y[i:] += (0.25 / (k + 1)) * y[:-i].copy()
-    meta = {"tempo": round(tempo, 2), "key": ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"][tonic],
-            "scale": scale_name, "progression": list(prog), "parts": parts,
-            "drum_pattern": drum_pattern if "drums" in parts else None,
-            "layered": len(parts) > 1}
+    meta = {
+        "tempo": round(tempo, 2),
+        "key": ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"][tonic],
+        "scale": scale_name,
+        "progression": list(prog),
+        "parts": parts,
+        "drum_pattern": drum_pattern if "drums" in parts else None,
+        "layered": len(parts) > 1,
+    }
     return y.astype(np.float32), meta
 
 

@@ -59,4 +59,28 @@ from .stage import (
 )
 from .train import TrainedController, audio_loss_fn, train_controller
 
-__all__ = ['BEST_JSON', 'EffectResult', 'FORMAT_VERSION', 'MADE_BY', 'SIGNALS', 'TrainedController', 'artifact_name', 'audio_loss_fn', 'beats_baselines', 'best_signal', 'chosen_signal', 'encoder_fingerprint', 'evaluate_test', 'load_controller', 'load_data', 'make_features', 'results_numbers', 'run_effect', 'run_end_to_end', 'score', 'signals_for', 'spsa_benchmark', 'train_controller']
+__all__ = [
+    "BEST_JSON",
+    "EffectResult",
+    "FORMAT_VERSION",
+    "MADE_BY",
+    "SIGNALS",
+    "TrainedController",
+    "artifact_name",
+    "audio_loss_fn",
+    "beats_baselines",
+    "best_signal",
+    "chosen_signal",
+    "encoder_fingerprint",
+    "evaluate_test",
+    "load_controller",
+    "load_data",
+    "make_features",
+    "results_numbers",
+    "run_effect",
+    "run_end_to_end",
+    "score",
+    "signals_for",
+    "spsa_benchmark",
+    "train_controller",
+]

@@ -88,6 +88,7 @@ def _update_best(profile: Profile, effect_key: str, signal: str, val_mrstft: flo
 
 def _write_best(profile: Profile, effect_key: str, scores: Mapping[str, float]) -> None:
     """Replace the effect's entry with exactly these signals' validation MR-STFT."""
+
     def upd(d):
         d = dict(d)
         sc = {k: float(v) for k, v in scores.items()}
@@ -100,14 +101,20 @@ def _write_best(profile: Profile, effect_key: str, scores: Mapping[str, float]) 
 def _predictor_from_blob(blob: Mapping[str, Any], features: ControllerFeatures | None) -> ControllerPredictor:
     model = ControllerMLP(**blob["model_config"])
     model.load_state_dict(blob["state_dict"])
-    pred = ControllerPredictor(model, features, blob["effect_key"], blob["signal"], blob.get("param_names", ()),
-                               info={"hash": blob.get("hash"), "val": blob.get("val", {}),
-                                     "encoder": blob.get("encoder")})
+    pred = ControllerPredictor(
+        model,
+        features,
+        blob["effect_key"],
+        blob["signal"],
+        blob.get("param_names", ()),
+        info={"hash": blob.get("hash"), "val": blob.get("val", {}), "encoder": blob.get("encoder")},
+    )
     return pred
 
 
-def load_controller(profile: Profile | str, effect_key: str, signal: str | None = None, *,
-                    encoder: Any = None, level_fn: Any = None) -> ControllerPredictor:
+def load_controller(
+    profile: Profile | str, effect_key: str, signal: str | None = None, *, encoder: Any = None, level_fn: Any = None
+) -> ControllerPredictor:
     """The controller notebook 04 trained for ``effect_key`` with ``signal``
     (``None``: :func:`best_signal`). ``encoder`` defaults to ``load_selected_encoder(profile)``.
 
@@ -127,8 +134,10 @@ def load_controller(profile: Profile | str, effect_key: str, signal: str | None 
     fp = encoder_fingerprint(encoder, profile.data.sample_rate, profile.half_samples) if encoder is not None else "none"
     stored = blob.get("encoder")
     if "embedding" in blocks and stored and stored != fp:
-        msg = (f"controller {path.name} was trained on encoder {stored}, but the selected encoder is {fp}; "
-               f"re-run notebook {MADE_BY} (./run_all.sh --profile {profile.name} --only 04)")
+        msg = (
+            f"controller {path.name} was trained on encoder {stored}, but the selected encoder is {fp}; "
+            f"re-run notebook {MADE_BY} (./run_all.sh --profile {profile.name} --only 04)"
+        )
         if stored.startswith("w"):
             raise MissingArtifactError(msg)
         warnings.warn(msg, stacklevel=2)
@@ -143,6 +152,8 @@ def best_signal(profile: Profile | str, effect_key: str) -> str:
     d = storage.read_json(path, {})
     key = effect_key.lower()
     if key not in d:
-        raise MissingArtifactError(f"no controller was trained for effect {key!r} in profile {profile.name!r} "
-                                   f"(have {sorted(d)}); run notebook {MADE_BY} first")
+        raise MissingArtifactError(
+            f"no controller was trained for effect {key!r} in profile {profile.name!r} "
+            f"(have {sorted(d)}); run notebook {MADE_BY} first"
+        )
     return d[key]["signal"]

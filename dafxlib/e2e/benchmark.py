@@ -15,8 +15,15 @@ from ..threads import torch_threads
 from .train import audio_loss_fn
 
 
-def spsa_benchmark(profile: Profile, effect_key: str = "overdrive", *, batch_size: int | None = None,
-                   steps: int = 3, workers: Iterable[int] = (1, 2), seed: int | None = None) -> dict[str, Any]:
+def spsa_benchmark(
+    profile: Profile,
+    effect_key: str = "overdrive",
+    *,
+    batch_size: int | None = None,
+    steps: int = 3,
+    workers: Iterable[int] = (1, 2),
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Time full SPSA training steps (forward render, loss, 2B perturbation renders, update)
     with render pools of 1 and 2 workers on random clips. Returns per-worker timings and the
     counted renders per example per step."""
@@ -24,8 +31,9 @@ def spsa_benchmark(profile: Profile, effect_key: str = "overdrive", *, batch_siz
         return _spsa_benchmark(profile, effect_key, batch_size=batch_size, steps=steps, workers=workers, seed=seed)
 
 
-def _spsa_benchmark(profile: Profile, effect_key: str, *, batch_size: int | None, steps: int,
-                    workers: Iterable[int], seed: int | None) -> dict[str, Any]:
+def _spsa_benchmark(
+    profile: Profile, effect_key: str, *, batch_size: int | None, steps: int, workers: Iterable[int], seed: int | None
+) -> dict[str, Any]:
     from ..effects import get_effect
     from ..render import RenderPool
 
@@ -35,8 +43,10 @@ def _spsa_benchmark(profile: Profile, effect_key: str, *, batch_size: int | None
     b = batch_size or profile.controller.spsa_batch_size
     rng = np.random.default_rng(seed)
     t = np.arange(n) / sr
-    x = (0.3 * np.sin(2 * np.pi * rng.uniform(100, 800, (b, 1)) * t) * rng.uniform(0.3, 1, (b, 1))
-         + 0.02 * rng.standard_normal((b, n))).astype(np.float32)
+    x = (
+        0.3 * np.sin(2 * np.pi * rng.uniform(100, 800, (b, 1)) * t) * rng.uniform(0.3, 1, (b, 1))
+        + 0.02 * rng.standard_normal((b, n))
+    ).astype(np.float32)
     y = np.stack([effect.process(a, sr, rng.uniform(0, 1, effect.n_params)) for a in x]).astype(np.float32)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = audio_loss_fn(profile.controller.loss_fft_sizes, profile.controller.loss_hop_fraction)
@@ -63,10 +73,13 @@ def _spsa_benchmark(profile: Profile, effect_key: str, *, batch_size: int | None
             step_s = float(np.mean(times))
             renders = layer.renders_forward + layer.renders_perturbation
             out["per_workers"][int(w)] = {
-                "step_seconds": step_s, "render_seconds_per_step": layer.render_seconds / steps,
-                "renders_per_step": renders / steps, "renders_per_second": renders / layer.render_seconds,
+                "step_seconds": step_s,
+                "render_seconds_per_step": layer.render_seconds / steps,
+                "renders_per_step": renders / steps,
+                "renders_per_second": renders / layer.render_seconds,
                 "renders_per_example_per_step": layer.renders_per_example_per_step,
-                "forward_renders_per_example_per_step": layer.renders_forward / (steps * b)}
+                "forward_renders_per_example_per_step": layer.renders_forward / (steps * b),
+            }
     ws = sorted(out["per_workers"])
     first, last = out["per_workers"][ws[0]], out["per_workers"][ws[-1]]
     out["parallel_speedup"] = first["step_seconds"] / last["step_seconds"]

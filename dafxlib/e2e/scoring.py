@@ -13,8 +13,9 @@ def _render(effect, x: np.ndarray, p: np.ndarray, sample_rate: int, workers: int
     return np.asarray(render_batch(effect, x, p, sample_rate, workers=workers, reuse=True).audio, dtype=np.float32)
 
 
-def score(effect, data: Examples, p_hat: np.ndarray, sample_rate: int, workers: int = 2,
-          y_hat: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def score(
+    effect, data: Examples, p_hat: np.ndarray, sample_rate: int, workers: int = 2, y_hat: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Per-example reported MR-STFT of effect(x, p_hat) against y, and parameter MAE."""
     from ..metrics import compute_metrics, param_mae
 

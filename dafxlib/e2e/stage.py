@@ -45,8 +45,16 @@ class EffectResult:
         return out
 
 
-def evaluate_test(profile: Profile, effect, test: Examples, predictors: Mapping[str, ControllerPredictor],
-                  *, seed: int, workers: int, n_examples: int = 2):
+def evaluate_test(
+    profile: Profile,
+    effect,
+    test: Examples,
+    predictors: Mapping[str, ControllerPredictor],
+    *,
+    seed: int,
+    workers: int,
+    n_examples: int = 2,
+):
     """Score the controllers and the baselines on held-out clips (file-disjoint test split)."""
     sr = profile.data.sample_rate
     rng = np.random.default_rng([seed, 404, sum(map(ord, effect.key))])
@@ -64,16 +72,29 @@ def evaluate_test(profile: Profile, effect, test: Examples, predictors: Mapping[
     out["random"] = score(effect, test, p_rand, sr, workers)
     p_mean = np.full(test.p.shape, 0.5)
     out["mean_params"] = score(effect, test, p_mean, sr, workers)
-    ex = {"x": test.x[:n_examples], "y_ref": test.y_ref[:n_examples], "y": test.y[:n_examples],
-          "p_true": test.p[:n_examples]}
+    ex = {
+        "x": test.x[:n_examples],
+        "y_ref": test.y_ref[:n_examples],
+        "y": test.y[:n_examples],
+        "p_true": test.p[:n_examples],
+    }
     for sig, y in y_hats.items():
         ex[f"y_hat_{sig}"] = y
         ex[f"p_hat_{sig}"] = p_hat[sig][:n_examples]
     return out, p_hat, ex
 
 
-def run_effect(profile: Profile, effect_key: str, features: ControllerFeatures, fingerprint: str, *,
-               progress: bool = True, workers: int | None = None, corpus: Any = None, log=print) -> EffectResult:
+def run_effect(
+    profile: Profile,
+    effect_key: str,
+    features: ControllerFeatures,
+    fingerprint: str,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
+    corpus: Any = None,
+    log=print,
+) -> EffectResult:
     """Data, every signal's controller, validation choice and the held-out test for one effect."""
     from ..effects import SEEN, get_effect
 
@@ -83,43 +104,68 @@ def run_effect(profile: Profile, effect_key: str, features: ControllerFeatures, 
     key = effect.key
     timings = {}
     t0 = time.perf_counter()
-    train = load_data(profile, key, "train", cfg.n_train_per_effect, features, fingerprint=fingerprint,
-                      corpus=corpus)
-    val = load_data(profile, key, "val", cfg.n_val_per_effect, features, fingerprint=fingerprint,
-                      corpus=corpus)
-    test = load_data(profile, key, "test", cfg.n_test_per_effect, features, fingerprint=fingerprint,
-                      corpus=corpus)
+    train = load_data(profile, key, "train", cfg.n_train_per_effect, features, fingerprint=fingerprint, corpus=corpus)
+    val = load_data(profile, key, "val", cfg.n_val_per_effect, features, fingerprint=fingerprint, corpus=corpus)
+    test = load_data(profile, key, "test", cfg.n_test_per_effect, features, fingerprint=fingerprint, corpus=corpus)
     timings["data_s"] = time.perf_counter() - t0
     trained: dict[str, TrainedController] = {}
     for sig in signals_for(profile, key):
         t1 = time.perf_counter()
-        tc = train_controller(profile, effect, sig, train, val, fingerprint=fingerprint, features=features,
-                              warm_start=trained.get("regression") if sig == "both" else None,
-                              progress=progress, workers=workers)
+        tc = train_controller(
+            profile,
+            effect,
+            sig,
+            train,
+            val,
+            fingerprint=fingerprint,
+            features=features,
+            warm_start=trained.get("regression") if sig == "both" else None,
+            progress=progress,
+            workers=workers,
+        )
         trained[sig] = tc
         timings[f"{sig}_s"] = time.perf_counter() - t1
-        log(f"  {key:>9s} {sig:<10s} val MR-STFT {tc.val['mrstft']:.3f}  param MAE {tc.val['param_mae']:.3f}"
-            f"  ({'reused' if tc.reused else f'{tc.wall_s:.1f} s'})")
+        log(
+            f"  {key:>9s} {sig:<10s} val MR-STFT {tc.val['mrstft']:.3f}  param MAE {tc.val['param_mae']:.3f}"
+            f"  ({'reused' if tc.reused else f'{tc.wall_s:.1f} s'})"
+        )
     _write_best(profile, key, {s: t.val["mrstft"] for s, t in trained.items()})
     t2 = time.perf_counter()
-    test_scores, p_hat, ex = evaluate_test(profile, effect, test, {s: t.predictor for s, t in trained.items()},
-                                           seed=profile.seed, workers=workers)
+    test_scores, p_hat, ex = evaluate_test(
+        profile, effect, test, {s: t.predictor for s, t in trained.items()}, seed=profile.seed, workers=workers
+    )
     timings["test_s"] = time.perf_counter() - t2
-    return EffectResult(effect_key=key, seen=key in SEEN, param_names=list(effect.param_names),
-                        controllers=trained, test=test_scores, p_hat=p_hat, p_true=test.p, examples=ex,
-                        timings=timings)
+    return EffectResult(
+        effect_key=key,
+        seen=key in SEEN,
+        param_names=list(effect.param_names),
+        controllers=trained,
+        test=test_scores,
+        p_hat=p_hat,
+        p_true=test.p,
+        examples=ex,
+        timings=timings,
+    )
 
 
-def run_end_to_end(profile: Profile | str, encoder: Any = None, effects: Sequence[str] | None = None, *,
-                   progress: bool = False, level_fn: Any = None, log=print) -> dict[str, EffectResult]:
+def run_end_to_end(
+    profile: Profile | str,
+    encoder: Any = None,
+    effects: Sequence[str] | None = None,
+    *,
+    progress: bool = False,
+    level_fn: Any = None,
+    log=print,
+) -> dict[str, EffectResult]:
     """Notebook 04's pipeline for every effect (default: all nine); returns per-effect results."""
     profile = _profile(profile)
     with torch_threads(profile.controller.torch_threads):
         return _run_end_to_end(profile, encoder, effects, progress=progress, level_fn=level_fn, log=log)
 
 
-def _run_end_to_end(profile: Profile, encoder: Any, effects: Sequence[str] | None, *, progress: bool,
-                    level_fn: Any, log) -> dict[str, EffectResult]:
+def _run_end_to_end(
+    profile: Profile, encoder: Any, effects: Sequence[str] | None, *, progress: bool, level_fn: Any, log
+) -> dict[str, EffectResult]:
     from ..effects import ALL
 
     if encoder is None and "embedding" in profile.controller.features:
@@ -167,8 +213,10 @@ def beats_baselines(results: Mapping[str, EffectResult], signal: str | None = No
         if sig not in r.test:
             continue
         m = {k: float(np.nanmean(v)) for k, v in r.test[sig].items()}
-        out[key] = {"signal": sig,
-                    "beats_do_nothing": m["mrstft"] < float(np.nanmean(r.test["do_nothing"]["mrstft"])),
-                    "beats_random": m["mrstft"] < float(np.nanmean(r.test["random"]["mrstft"])),
-                    "beats_mean_params_mae": m["param_mae"] < float(np.nanmean(r.test["mean_params"]["param_mae"]))}
+        out[key] = {
+            "signal": sig,
+            "beats_do_nothing": m["mrstft"] < float(np.nanmean(r.test["do_nothing"]["mrstft"])),
+            "beats_random": m["mrstft"] < float(np.nanmean(r.test["random"]["mrstft"])),
+            "beats_mean_params_mae": m["param_mae"] < float(np.nanmean(r.test["mean_params"]["param_mae"])),
+        }
     return out

@@ -31,9 +31,17 @@ def _lightning_module_class():
     class ControllerModule(pl.LightningModule):
         """Trains a :class:`ControllerMLP` by parameter regression or by audio loss via SPSA."""
 
-        def __init__(self, model: ControllerMLP, mode: str, lr: float, layer: EffectLayer | None = None,
-                     l1_weight: float = 1.0, weight_decay: float = 0.0, loss_fft_sizes=(512, 1024, 2048),
-                     loss_hop_fraction: float | None = 0.25):
+        def __init__(
+            self,
+            model: ControllerMLP,
+            mode: str,
+            lr: float,
+            layer: EffectLayer | None = None,
+            l1_weight: float = 1.0,
+            weight_decay: float = 0.0,
+            loss_fft_sizes=(512, 1024, 2048),
+            loss_hop_fraction: float | None = 0.25,
+        ):
             super().__init__()
             if mode not in ("regression", "audio"):
                 raise ConfigError(f"training mode must be 'regression' or 'audio', got {mode!r}")
@@ -97,8 +105,9 @@ def audio_loss_fn(fft_sizes: Sequence[int] = (512, 1024, 2048), hop_fraction: fl
     if not 0 < hop_fraction <= 1:
         raise ConfigError(f"loss hop fraction must be in (0, 1], got {hop_fraction}")
     sizes = [int(f) for f in fft_sizes]
-    return auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=sizes, hop_sizes=[max(1, int(f * hop_fraction)) for f in sizes],
-                                                 win_lengths=sizes)
+    return auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=sizes, hop_sizes=[max(1, int(f * hop_fraction)) for f in sizes], win_lengths=sizes
+    )
 
 
 def _best_weights_callback(run_dir: Path, name: str, initial_loss: float | None):
@@ -110,8 +119,16 @@ def _best_weights_callback(run_dir: Path, name: str, initial_loss: float | None)
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    cb = ModelCheckpoint(dirpath=run_dir, filename=name, monitor="val_loss", mode="min", save_top_k=1,
-                         save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
+    cb = ModelCheckpoint(
+        dirpath=run_dir,
+        filename=name,
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_weights_only=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
     if initial_loss is not None and math.isfinite(initial_loss):
         cb.best_model_score = torch.tensor(float(initial_loss))
     return cb
@@ -172,14 +189,23 @@ def _relevant_config(cfg, signal: str) -> dict[str, Any]:
 def _new_model(in_dim: int, n_params: int, profile: Profile, seed: int) -> ControllerMLP:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ControllerMLP(in_dim, n_params, hidden=profile.controller.hidden,
-                             n_hidden=profile.controller.n_hidden)
+        return ControllerMLP(in_dim, n_params, hidden=profile.controller.hidden, n_hidden=profile.controller.n_hidden)
 
 
-def train_controller(profile: Profile, effect, signal: str, train: Examples, val: Examples, *,
-                     fingerprint: str, features: ControllerFeatures | None = None,
-                     warm_start: TrainedController | None = None, progress: bool = True,
-                     workers: int | None = None, seed: int | None = None) -> TrainedController:
+def train_controller(
+    profile: Profile,
+    effect,
+    signal: str,
+    train: Examples,
+    val: Examples,
+    *,
+    fingerprint: str,
+    features: ControllerFeatures | None = None,
+    warm_start: TrainedController | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+    seed: int | None = None,
+) -> TrainedController:
     """Train (or reuse) the controller of one effect with one signal; writes its artifact.
 
     ``regression`` needs nothing else; ``both`` needs ``warm_start`` (the regression result);
@@ -187,13 +213,35 @@ def train_controller(profile: Profile, effect, signal: str, train: Examples, val
     (configuration, data, encoder fingerprint, seed, warm start) is unchanged.
     """
     with torch_threads(profile.controller.torch_threads):
-        return _train_controller(profile, effect, signal, train, val, fingerprint=fingerprint, features=features,
-                                 warm_start=warm_start, progress=progress, workers=workers, seed=seed)
+        return _train_controller(
+            profile,
+            effect,
+            signal,
+            train,
+            val,
+            fingerprint=fingerprint,
+            features=features,
+            warm_start=warm_start,
+            progress=progress,
+            workers=workers,
+            seed=seed,
+        )
 
 
-def _train_controller(profile: Profile, effect, signal: str, train: Examples, val: Examples, *,
-                      fingerprint: str, features: ControllerFeatures | None, warm_start: TrainedController | None,
-                      progress: bool, workers: int | None, seed: int | None) -> TrainedController:
+def _train_controller(
+    profile: Profile,
+    effect,
+    signal: str,
+    train: Examples,
+    val: Examples,
+    *,
+    fingerprint: str,
+    features: ControllerFeatures | None,
+    warm_start: TrainedController | None,
+    progress: bool,
+    workers: int | None,
+    seed: int | None,
+) -> TrainedController:
     import lightning  # noqa: F401  (fail early with a clear import error)
 
     from ..training import fit, make_loader, read_log, trainer_options
@@ -205,15 +253,25 @@ def _train_controller(profile: Profile, effect, signal: str, train: Examples, va
     if signal == "both" and warm_start is None:
         raise ConfigError("signal 'both' needs the 'regression' controller as warm start")
     if train.p.shape[1] != effect.n_params:
-        raise EffectError(f"{effect.name}: training data has {train.p.shape[1]} parameters, "
-                          f"the effect {effect.n_params}")
+        raise EffectError(
+            f"{effect.name}: training data has {train.p.shape[1]} parameters, the effect {effect.n_params}"
+        )
     seed = profile.seed if seed is None else int(seed)
     workers = profile.effects.workers if workers is None else int(workers)
     sr = profile.data.sample_rate
-    ident = {"v": FORMAT_VERSION, "effect": key, "effect_set": profile.effects.effect_set, "signal": signal,
-             "controller": _relevant_config(cfg, signal), "train": train.identity(), "val": val.identity(),
-             "encoder": fingerprint, "seed": seed, "sr": sr,
-             "warm": warm_start.predictor.info.get("hash") if warm_start else None}
+    ident = {
+        "v": FORMAT_VERSION,
+        "effect": key,
+        "effect_set": profile.effects.effect_set,
+        "signal": signal,
+        "controller": _relevant_config(cfg, signal),
+        "train": train.identity(),
+        "val": val.identity(),
+        "encoder": fingerprint,
+        "seed": seed,
+        "sr": sr,
+        "warm": warm_start.predictor.info.get("hash") if warm_start else None,
+    }
     h = stable_hash(ident)
     art = paths.artifact_path(profile.name, artifact_name(key, signal))
     feats_obj = features or (warm_start.predictor.features if warm_start else None)
@@ -222,9 +280,18 @@ def _train_controller(profile: Profile, effect, signal: str, train: Examples, va
         if blob.get("hash") == h:
             pred = _predictor_from_blob(blob, feats_obj)
             _update_best(profile, key, signal, float(blob.get("val", {}).get("mrstft", math.inf)))
-            return TrainedController(key, signal, pred, art, blob.get("history", []), blob.get("val", {}),
-                                     float(blob.get("wall_s", 0.0)), True, int(blob.get("steps", 0)),
-                                     blob.get("spsa", {}))
+            return TrainedController(
+                key,
+                signal,
+                pred,
+                art,
+                blob.get("history", []),
+                blob.get("val", {}),
+                float(blob.get("wall_s", 0.0)),
+                True,
+                int(blob.get("steps", 0)),
+                blob.get("spsa", {}),
+            )
 
     t0 = time.perf_counter()
     model = _new_model(train.features.shape[1], effect.n_params, profile, seed)
@@ -253,31 +320,50 @@ def _train_controller(profile: Profile, effect, signal: str, train: Examples, va
     warm_rows: list[dict[str, Any]] = []
 
     def run(layer):
-        module = Module(model, mode, lr, layer=layer, l1_weight=cfg.l1_weight, loss_fft_sizes=cfg.loss_fft_sizes,
-                        loss_hop_fraction=cfg.loss_hop_fraction)
+        module = Module(
+            model,
+            mode,
+            lr,
+            layer=layer,
+            l1_weight=cfg.l1_weight,
+            loss_fft_sizes=cfg.loss_fft_sizes,
+            loss_hop_fraction=cfg.loss_hop_fraction,
+        )
         initial_loss = None
         if warm_start is not None:
             # the warm start competes with the fine-tuned epochs for "best on validation"
             initial_loss = _eval_loss(module, val_loader)
             warm_rows.append({"epoch": -1, "step": 0, "val_loss": initial_loss})
         cb = _best_weights_callback(run_dir, best_name, initial_loss)
-        res = fit(module, train_loader, val_loader, run_dir, epochs, seed=seed, progress=progress,
-                  config=ident, callbacks=[cb, threads_callback(cfg.torch_threads)],
-                  ckpt_every_n_steps=cfg.ckpt_every_n_steps, **trainer_options(profile.runtime))
+        res = fit(
+            module,
+            train_loader,
+            val_loader,
+            run_dir,
+            epochs,
+            seed=seed,
+            progress=progress,
+            config=ident,
+            callbacks=[cb, threads_callback(cfg.torch_threads)],
+            ckpt_every_n_steps=cfg.ckpt_every_n_steps,
+            **trainer_options(profile.runtime),
+        )
         return res
 
     if mode == "audio":
         from ..render import shared_pool
 
         with contextlib.nullcontext(shared_pool(effect, sr, workers=workers)) as pool:  # kept open for later calls
-            layer = EffectLayer(effect, sr, pool=pool, epsilon=cfg.spsa_epsilon, schedule=cfg.spsa_schedule,
-                                seed=seed)
+            layer = EffectLayer(effect, sr, pool=pool, epsilon=cfg.spsa_epsilon, schedule=cfg.spsa_schedule, seed=seed)
             res = run(layer)
             if layer.backward_steps:
-                spsa_stats = {"renders_per_example_per_step": layer.renders_per_example_per_step,
-                              "backward_steps": layer.backward_steps,
-                              "renders": layer.renders_forward + layer.renders_perturbation,
-                              "render_seconds": layer.render_seconds, "failed_renders": layer.failed_renders}
+                spsa_stats = {
+                    "renders_per_example_per_step": layer.renders_per_example_per_step,
+                    "backward_steps": layer.backward_steps,
+                    "renders": layer.renders_forward + layer.renders_perturbation,
+                    "render_seconds": layer.render_seconds,
+                    "failed_renders": layer.failed_renders,
+                }
     else:
         res = run(None)
     if best_path.exists():
@@ -291,12 +377,23 @@ def _train_controller(profile: Profile, effect, signal: str, train: Examples, va
     val_scores = {"mrstft": float(np.nanmean(sc["mrstft"])), "param_mae": float(np.mean(sc["param_mae"]))}
     history = warm_rows + read_log(run_dir)
     wall = time.perf_counter() - t0
-    blob = {"format": FORMAT_VERSION, "hash": h, "ident": ident, "effect_key": key, "signal": signal,
-            "param_names": list(effect.param_names), "model_config": model.config(),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "feature_blocks": list(feats_obj.blocks) if feats_obj else list(cfg.features),
-            "encoder": fingerprint, "val": val_scores, "history": history, "wall_s": wall,
-            "steps": int(res.steps), "spsa": spsa_stats}
+    blob = {
+        "format": FORMAT_VERSION,
+        "hash": h,
+        "ident": ident,
+        "effect_key": key,
+        "signal": signal,
+        "param_names": list(effect.param_names),
+        "model_config": model.config(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "feature_blocks": list(feats_obj.blocks) if feats_obj else list(cfg.features),
+        "encoder": fingerprint,
+        "val": val_scores,
+        "history": history,
+        "wall_s": wall,
+        "steps": int(res.steps),
+        "spsa": spsa_stats,
+    }
     storage.torch_save(blob, art)
     pred.info = {"hash": h, "val": val_scores, "encoder": fingerprint}
     _update_best(profile, key, signal, val_scores["mrstft"])

@@ -11,6 +11,7 @@ Both sets name the same nine keys with the same seen/unseen split::
 
 :func:`load_external` wraps any VST3/AU plugin file through ``pedalboard.load_plugin``.
 """
+
 from __future__ import annotations
 
 from ..config import EFFECT_SETS
@@ -25,13 +26,31 @@ UNSEEN: tuple[str, ...] = ("combo", "ambience", "flanger", "multiband", "leslie"
 ALL: tuple[str, ...] = SEEN + UNSEEN
 #: display names
 DISPLAY_NAMES: dict[str, str] = {
-    "overdrive": "Overdrive", "delay": "Delay", "ringmod": "RingMod", "dynamics": "Dynamics",
-    "combo": "Combo", "ambience": "Ambience", "flanger": "Flanger", "multiband": "MultiBand",
+    "overdrive": "Overdrive",
+    "delay": "Delay",
+    "ringmod": "RingMod",
+    "dynamics": "Dynamics",
+    "combo": "Combo",
+    "ambience": "Ambience",
+    "flanger": "Flanger",
+    "multiband": "MultiBand",
     "leslie": "Leslie",
 }
 
-__all__ = ["SEEN", "UNSEEN", "ALL", "DISPLAY_NAMES", "EFFECT_SETS", "Effect", "ParamSpec", "get_effect",
-           "effect_set", "load_external", "ExternalEffect", "is_seen"]
+__all__ = [
+    "SEEN",
+    "UNSEEN",
+    "ALL",
+    "DISPLAY_NAMES",
+    "EFFECT_SETS",
+    "Effect",
+    "ParamSpec",
+    "get_effect",
+    "effect_set",
+    "load_external",
+    "ExternalEffect",
+    "is_seen",
+]
 
 
 def _check_set(name: str) -> str:

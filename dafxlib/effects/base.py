@@ -6,12 +6,13 @@ same length unless ``tail_seconds`` asks for more. Parameters are always normali
 [0, 1] outside this module; raw values exist only at the effect boundary.
 Subclasses implement :meth:`Effect._render` with raw parameter values.
 """
+
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -105,7 +106,8 @@ class Effect(ABC):
             values = np.asarray(params01, dtype=np.float64).reshape(-1).tolist()
             if len(values) != len(self.specs):
                 raise EffectError(
-                    f"{self.name}: expected {self.n_params} parameters {self.param_names}, got {len(values)}")
+                    f"{self.name}: expected {self.n_params} parameters {self.param_names}, got {len(values)}"
+                )
         for v in values:
             if not 0.0 <= v <= 1.0:  # also False for NaN
                 vec = np.array(values)
@@ -135,8 +137,9 @@ class Effect(ABC):
         audio = _validate_audio(audio, self.name)
         return self._process_checked(audio, sample_rate, self._checked_values(params01), tail_seconds)
 
-    def _process_checked(self, audio: np.ndarray, sample_rate: int, values: Sequence[float],
-                         tail_seconds: float = 0.0) -> np.ndarray:
+    def _process_checked(
+        self, audio: np.ndarray, sample_rate: int, values: Sequence[float], tail_seconds: float = 0.0
+    ) -> np.ndarray:
         """:meth:`process` after validation: ``audio`` finite float32 C-contiguous, ``values``
         in [0, 1] (render pools check a whole batch once, then call this per item)."""
         raw = self._raw_of(values)
@@ -154,7 +157,7 @@ class Effect(ABC):
     def _render(self, audio: np.ndarray, sample_rate: int, raw: dict[str, float]) -> np.ndarray:
         """Render with raw parameter values; ``audio`` is mono float32, C-contiguous."""
 
-    def clone(self) -> "Effect":
+    def clone(self) -> Effect:
         """A fresh, independent instance (one per render worker)."""
         import copy
 

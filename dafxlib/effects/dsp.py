@@ -2,6 +2,7 @@
 
 Kernels compute in float64 and release the GIL, so render threads run them in parallel.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,11 +5,13 @@ is the parameter's own ``raw_value`` (the plugin's 0..1 convention), so no unit 
 needed. Boolean switches and parameters with a single possible value are skipped (and
 ``bypass``-like knobs, which would switch the effect off).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +45,7 @@ def _adjustable(param, include_discrete: bool) -> bool:
     return True
 
 
-def discover_parameters(plugin, params: Sequence[str] | None = None,
-                        include_discrete: bool = True) -> list[ParamSpec]:
+def discover_parameters(plugin, params: Sequence[str] | None = None, include_discrete: bool = True) -> list[ParamSpec]:
     """ParamSpecs (raw range 0..1 = the parameter's raw_value) of a loaded plugin's knobs."""
     available = dict(plugin.parameters)
     if params is not None:
@@ -53,8 +54,11 @@ def discover_parameters(plugin, params: Sequence[str] | None = None,
             raise EffectError(f"plugin has no parameter(s) {unknown}; parameters: {sorted(available)}")
         names = list(params)
     else:
-        names = [n for n, p in available.items()
-                 if _adjustable(p, include_discrete) and not any(s == n.lower() for s in _SKIP_NAMES)]
+        names = [
+            n
+            for n, p in available.items()
+            if _adjustable(p, include_discrete) and not any(s == n.lower() for s in _SKIP_NAMES)
+        ]
     specs = []
     for n in names:
         p = available[n]
@@ -79,13 +83,22 @@ class ExternalEffect(Effect):
 
     backend = "vst3"
 
-    def __init__(self, path: str | os.PathLike, plugin_name: str | None = None, params: Sequence[str] | None = None,
-                 name: str | None = None, include_discrete: bool = True, isolate: bool = True,
-                 loader: Loader | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        plugin_name: str | None = None,
+        params: Sequence[str] | None = None,
+        name: str | None = None,
+        include_discrete: bool = True,
+        isolate: bool = True,
+        loader: Loader | None = None,
+    ):
         self.path = str(path)
         if not Path(self.path).exists():
-            raise PluginNotFoundError(f"plugin file {self.path} does not exist; give the path of a .vst3 "
-                                      "(or .component on macOS) plugin bundle")
+            raise PluginNotFoundError(
+                f"plugin file {self.path} does not exist; give the path of a .vst3 "
+                "(or .component on macOS) plugin bundle"
+            )
         self.plugin_name = plugin_name
         self._loader = loader
         self._plugin = None
@@ -134,7 +147,8 @@ class ExternalEffect(Effect):
         self.__dict__.update(state)
 
 
-def load_external(path: str | os.PathLike, plugin_name: str | None = None, params: Sequence[str] | None = None,
-                  **kwargs) -> ExternalEffect:
+def load_external(
+    path: str | os.PathLike, plugin_name: str | None = None, params: Sequence[str] | None = None, **kwargs
+) -> ExternalEffect:
     """Wrap a VST3/AU plugin file (``pedalboard.load_plugin``) as an :class:`Effect`."""
     return ExternalEffect(path, plugin_name=plugin_name, params=params, **kwargs)

@@ -14,15 +14,17 @@ Host rules that the Debian mda-lv2 plugins need (all handled here):
   change before the real values are set;
 * some plugins keep state across deactivate/activate: each clip gets a fresh instance.
 """
+
 from __future__ import annotations
 
 import ctypes
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -113,8 +115,9 @@ class _Turtle:
         return self._rdflib.URIRef(node) if type(node) is str else node  # rdflib nodes are str subclasses
 
     def subjects(self, predicate: str, obj: str) -> list[str]:
-        return [str(x) for x in self.g.subjects(self._ref(predicate), self._ref(obj))
-                if isinstance(x, self._rdflib.URIRef)]
+        return [
+            str(x) for x in self.g.subjects(self._ref(predicate), self._ref(obj)) if isinstance(x, self._rdflib.URIRef)
+        ]
 
     def nodes(self, subject: Any, predicate: str) -> list[Any]:
         return list(self.g.objects(self._ref(subject), self._ref(predicate)))
@@ -191,17 +194,33 @@ def read_bundle(bundle: str | os.PathLike, only: Sequence[str] | None = None) ->
             idx, sym = g.literal(node, LV2 + "index"), g.literal(node, LV2 + "symbol")
             if not isinstance(idx, int) or isinstance(idx, bool) or not isinstance(sym, str):
                 raise EffectError(f"LV2 plugin {u}: a port lacks lv2:index or lv2:symbol")
-            ports.append(LV2Port(index=idx, symbol=sym, name=str(g.literal(node, LV2 + "name") or sym), kind=kind,
-                                 is_input="InputPort" in types, default=g.number(node, LV2 + "default"),
-                                 minimum=g.number(node, LV2 + "minimum"), maximum=g.number(node, LV2 + "maximum"),
-                                 properties=props, optional="connectionOptional" in props))
+            ports.append(
+                LV2Port(
+                    index=idx,
+                    symbol=sym,
+                    name=str(g.literal(node, LV2 + "name") or sym),
+                    kind=kind,
+                    is_input="InputPort" in types,
+                    default=g.number(node, LV2 + "default"),
+                    minimum=g.number(node, LV2 + "minimum"),
+                    maximum=g.number(node, LV2 + "maximum"),
+                    properties=props,
+                    optional="connectionOptional" in props,
+                )
+            )
         ports.sort(key=lambda p: p.index)
         if [p.index for p in ports] != list(range(len(ports))):
             raise EffectError(f"LV2 plugin {u}: port indices are not 0..n-1")
         feats = tuple(sorted(g.uris(u, LV2 + "requiredFeature")))
         name = g.literal(u, DOAP + "name") or _local(u)
-        out[u] = LV2PluginInfo(uri=u, name=str(name), binary=_file_of(binary), bundle=str(bundle),
-                               ports=tuple(ports), required_features=feats)
+        out[u] = LV2PluginInfo(
+            uri=u,
+            name=str(name),
+            binary=_file_of(binary),
+            bundle=str(bundle),
+            ports=tuple(ports),
+            required_features=feats,
+        )
     with _BUNDLE_LOCK:
         _BUNDLE_CACHE[key] = out
     return out
@@ -219,8 +238,16 @@ class _Descriptor(ctypes.Structure):
 _Handle = ctypes.c_void_p
 _Descriptor._fields_ = [
     ("URI", ctypes.c_char_p),
-    ("instantiate", ctypes.CFUNCTYPE(_Handle, ctypes.POINTER(_Descriptor), ctypes.c_double, ctypes.c_char_p,
-                                     ctypes.POINTER(ctypes.POINTER(_Feature)))),
+    (
+        "instantiate",
+        ctypes.CFUNCTYPE(
+            _Handle,
+            ctypes.POINTER(_Descriptor),
+            ctypes.c_double,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.POINTER(_Feature)),
+        ),
+    ),
     ("connect_port", ctypes.CFUNCTYPE(None, _Handle, ctypes.c_uint32, ctypes.c_void_p)),
     ("activate", ctypes.CFUNCTYPE(None, _Handle)),
     ("run", ctypes.CFUNCTYPE(None, _Handle, ctypes.c_uint32)),
@@ -265,8 +292,10 @@ class LV2Plugin:
 
     def __init__(self, info: LV2PluginInfo):
         if info.required_features:
-            raise EffectError(f"LV2 plugin {info.name} requires features {list(info.required_features)}, "
-                              "which this small host does not provide")
+            raise EffectError(
+                f"LV2 plugin {info.name} requires features {list(info.required_features)}, "
+                "which this small host does not provide"
+            )
         bad = [p.symbol for p in info.ports if p.kind in ("atom", "cv", "other") and not p.optional]
         if bad:
             raise EffectError(f"LV2 plugin {info.name}: unsupported port types for {bad}")
@@ -286,8 +315,7 @@ class LV2Plugin:
         if not self.audio_in or not self.audio_out:
             raise EffectError(f"LV2 plugin {info.name}: needs audio inputs and outputs")
         self.control_index = {p.symbol: p.index for p in info.ports if p.kind == "control"}
-        self.defaults = {p.symbol: (p.default if p.default is not None else (p.minimum or 0.0))
-                         for p in info.controls}
+        self.defaults = {p.symbol: (p.default if p.default is not None else (p.minimum or 0.0)) for p in info.controls}
         # work buffers reused between renders, one set per thread: fresh 262 kB arrays on
         # every render cost ~200 page faults (~0.3 ms, as much as the plugin's own work)
         self._buffers = threading.local()
@@ -302,8 +330,14 @@ class LV2Plugin:
             buf.zeros = np.zeros(buf.block, dtype=np.float32)
         return buf.outs, buf.scratch, buf.zeros
 
-    def render(self, audio: np.ndarray, sample_rate: int, controls: Mapping[str, float],
-               block: int = BLOCK, preroll: tuple[int, Mapping[str, float]] | None = None) -> np.ndarray:
+    def render(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        controls: Mapping[str, float],
+        block: int = BLOCK,
+        preroll: tuple[int, Mapping[str, float]] | None = None,
+    ) -> np.ndarray:
         """Run mono ``audio`` through a fresh instance; returns the mean of the outputs.
 
         ``preroll=(frames, controls)`` first runs ``frames`` of silence with those control
@@ -398,9 +432,17 @@ class LV2Effect(Effect):
     backend = "lv2"
     needs_process_isolation = True
 
-    def __init__(self, name: str, bundle: str | os.PathLike, plugin: str, params: Sequence[str] | None = None,
-                 fixed: Mapping[str, float] | None = None, install_hint: str = "",
-                 exclude: Sequence[str] = (), preroll: tuple[int, Mapping[str, float]] | None = None):
+    def __init__(
+        self,
+        name: str,
+        bundle: str | os.PathLike,
+        plugin: str,
+        params: Sequence[str] | None = None,
+        fixed: Mapping[str, float] | None = None,
+        install_hint: str = "",
+        exclude: Sequence[str] = (),
+        preroll: tuple[int, Mapping[str, float]] | None = None,
+    ):
         self.name = name
         self.bundle = str(bundle)
         self.plugin = plugin
@@ -411,8 +453,7 @@ class LV2Effect(Effect):
             params = [p.symbol for p in info.controls if not p.is_switch and p.symbol not in exclude]
         unknown = [s for s in list(params) + list(fixed or {}) if s not in controls]
         if unknown:
-            raise EffectError(f"{name}: LV2 plugin {plugin} has no control(s) {unknown}; "
-                              f"controls: {sorted(controls)}")
+            raise EffectError(f"{name}: LV2 plugin {plugin} has no control(s) {unknown}; controls: {sorted(controls)}")
         specs = []
         for s in params:
             p = controls[s]

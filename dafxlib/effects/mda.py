@@ -15,6 +15,7 @@ right delay reaches the full line read one uninitialised float (heap garbage: cl
 inf with feedback, and output that depends on what ran before). A pre-roll of silence at a
 shorter delay overwrites the whole line first, which gives exactly the cleared-buffer start.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,21 +28,29 @@ from .lv2 import LV2Effect
 #: where Debian/Ubuntu put the bundle; $DAFX_MDA_LV2 overrides, see :func:`bundle_path`
 DEFAULT_BUNDLE = "/usr/lib/lv2/mda.lv2"
 BUNDLE_NAME = "mda.lv2"
-INSTALL_HINT = ("./run_all.sh --setup-only (fetches Debian's mda-lv2 into the environment, no root needed), "
-                "sudo apt-get install mda-lv2, or set DAFX_MDA_LV2 to the mda.lv2 bundle folder")
+INSTALL_HINT = (
+    "./run_all.sh --setup-only (fetches Debian's mda-lv2 into the environment, no root needed), "
+    "sudo apt-get install mda-lv2, or set DAFX_MDA_LV2 to the mda.lv2 bundle folder"
+)
 
 #: key -> (display name, plugin symbol, exposed controls; None = every non-switch control)
 MDA_EFFECTS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "overdrive": ("Overdrive", "Overdrive", ("drive", "muffle", "output")),
     "delay": ("Delay", "Delay", ("l_delay", "r_delay", "feedback", "fb_tone", "fx_mix")),
     "ringmod": ("RingMod", "RingMod", ("freq", "fine", "feedback")),
-    "dynamics": ("Dynamics", "Dynamics", ("thresh", "ratio", "output", "attack", "release", "limiter",
-                                          "gate_thr", "gate_att", "gate_rel", "mix")),
+    "dynamics": (
+        "Dynamics",
+        "Dynamics",
+        ("thresh", "ratio", "output", "attack", "release", "limiter", "gate_thr", "gate_att", "gate_rel", "mix"),
+    ),
     "combo": ("Combo", "Combo", ("drive", "bias", "output", "hpf_freq", "hpf_reso")),
     "ambience": ("Ambience", "Ambience", ("size", "hf_damp", "mix", "output")),
     "flanger": ("Flanger", "ThruZero", ("rate", "depth", "mix", "feedback", "depth_mod")),
-    "multiband": ("MultiBand", "MultiBand", ("l_m", "m_h", "l_comp", "m_comp", "h_comp", "l_out", "m_out",
-                                             "h_out", "attack", "release")),
+    "multiband": (
+        "MultiBand",
+        "MultiBand",
+        ("l_m", "m_h", "l_comp", "m_comp", "h_comp", "l_out", "m_out", "h_out", "attack", "release"),
+    ),
     "leslie": ("Leslie", "Leslie", ("lo_throb", "hi_depth", "hi_throb", "x_over", "output", "speed")),
 }
 
@@ -90,8 +99,11 @@ def mda_available() -> bool:
 def make_mda_effect(key: str) -> LV2Effect:
     """Build the mda plugin for one study effect key."""
     if not mda_available():
-        raise PluginNotFoundError(f"the mda effect set needs Debian's mda-lv2 plugins, not found at "
-                                  f"{bundle_path()}. Install them: {INSTALL_HINT}")
+        raise PluginNotFoundError(
+            f"the mda effect set needs Debian's mda-lv2 plugins, not found at "
+            f"{bundle_path()}. Install them: {INSTALL_HINT}"
+        )
     name, plugin, params = MDA_EFFECTS[key]
-    return LV2Effect(name, bundle_path(), plugin, params, fixed=FIXED.get(key), install_hint=INSTALL_HINT,
-                     preroll=PREROLL.get(key))
+    return LV2Effect(
+        name, bundle_path(), plugin, params, fixed=FIXED.get(key), install_hint=INSTALL_HINT, preroll=PREROLL.get(key)
+    )

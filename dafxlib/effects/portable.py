@@ -11,6 +11,7 @@ builds its pedalboard objects once (lazily, so instances pickle and deep-copy) a
 sets their attributes per call; pedalboard resets plugin state on every call, so outputs
 do not depend on what an instance rendered before.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,12 +97,14 @@ class Combo(_Portable):
     def _build(self):
         import pedalboard as pb
 
-        return pb.Pedalboard([
-            pb.LadderFilter(pb.LadderFilter.Mode.HPF12, 150.0, 0.3, 1.0),
-            pb.PeakFilter(1500.0, 4.0, 0.8),  # speaker voicing: presence bump ...
-            pb.LowpassFilter(4000.0),  # ... and cabinet roll-off
-            pb.Gain(),
-        ])
+        return pb.Pedalboard(
+            [
+                pb.LadderFilter(pb.LadderFilter.Mode.HPF12, 150.0, 0.3, 1.0),
+                pb.PeakFilter(1500.0, 4.0, 0.8),  # speaker voicing: presence bump ...
+                pb.LowpassFilter(4000.0),  # ... and cabinet roll-off
+                pb.Gain(),
+            ]
+        )
 
     def _render(self, audio, sample_rate, raw):
         g = db_to_gain(raw["drive"])
@@ -370,8 +373,10 @@ class Leslie(_Portable):
         n = np.arange(x.shape[0], dtype=np.float64)
         t = n / sample_rate
         out = np.zeros_like(x)
-        rotors = ((high, raw["speed"], raw["hi_depth"], raw["hi_throb"], 0.0),
-                  (low, raw["speed"] * self.DRUM_RATIO, self.DRUM_DEPTH_MS, raw["lo_throb"], 1.3))
+        rotors = (
+            (high, raw["speed"], raw["hi_depth"], raw["hi_throb"], 0.0),
+            (low, raw["speed"] * self.DRUM_RATIO, self.DRUM_DEPTH_MS, raw["lo_throb"], 1.3),
+        )
         for band, rate, depth_ms, throb, phase in rotors:
             s = np.sin(2.0 * np.pi * rate * t + phase)  # -1: facing the listener
             delay = (self.BASE_DELAY_MS + 0.5 * depth_ms * (1.0 + s)) * (sample_rate / 1000.0)

@@ -1,4 +1,5 @@
 """Fault-injecting effects for testing render pools (importable by worker processes)."""
+
 from __future__ import annotations
 
 import ctypes
@@ -68,10 +69,10 @@ def probe_clip(sample_rate: int, seconds: float = 0.5, seed: int = 0, level_db: 
         for h in range(1, 40):
             if f0 * h < 0.45 * sample_rate:
                 x += np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi)) / h
-    x *= (0.35 + 0.65 * np.sin(2 * np.pi * 2.0 * t) ** 2)
+    x *= 0.35 + 0.65 * np.sin(2 * np.pi * 2.0 * t) ** 2
     x += 0.5 * rng.standard_normal(n) * ((t % 0.2) < 0.04)
     phase = t % 0.25
     x *= np.where(phase < 0.18, 1.0, np.exp(-(phase - 0.18) / 0.008))
-    x *= 10 ** (level_db / 20) / np.sqrt(np.mean(x ** 2))
+    x *= 10 ** (level_db / 20) / np.sqrt(np.mean(x**2))
     x += 10 ** ((level_db - 40) / 20) * rng.standard_normal(n)
     return x.astype(np.float32)

@@ -58,4 +58,36 @@ from .sets import (
 )
 from .summary import cell_summary, paired, win_table
 
-__all__ = ['BASELINES', 'CI_METRICS', 'CellResult', 'DATASET_NAMES', 'EVAL_METRICS', 'EvalResults', 'ITO_LEVEL_SCALE_DB', 'ITO_LEVEL_WEIGHT', 'METHODS', 'MethodOutput', 'NO_TRAINING', 'SIGNALS', 'SPEECH_CORPORA', 'cache_key', 'cell_summary', 'check_disjoint', 'corpus_groups', 'discussion_markdown', 'effect_fingerprint', 'eval_set', 'evaluate_cell', 'ito_search', 'load_results', 'number_entries', 'paired', 'results_dir', 'run_evaluation', 'run_method', 'save_results', 'test_clip_groups', 'win_table']
+__all__ = [
+    "BASELINES",
+    "CI_METRICS",
+    "CellResult",
+    "DATASET_NAMES",
+    "EVAL_METRICS",
+    "EvalResults",
+    "ITO_LEVEL_SCALE_DB",
+    "ITO_LEVEL_WEIGHT",
+    "METHODS",
+    "MethodOutput",
+    "NO_TRAINING",
+    "SIGNALS",
+    "SPEECH_CORPORA",
+    "cache_key",
+    "cell_summary",
+    "check_disjoint",
+    "corpus_groups",
+    "discussion_markdown",
+    "effect_fingerprint",
+    "eval_set",
+    "evaluate_cell",
+    "ito_search",
+    "load_results",
+    "number_entries",
+    "paired",
+    "results_dir",
+    "run_evaluation",
+    "run_method",
+    "save_results",
+    "test_clip_groups",
+    "win_table",
+]

@@ -27,10 +27,21 @@ class CellResult:
     skipped: list[dict]
 
 
-def evaluate_cell(es: Examples, pool, n_params: int, methods: Sequence[str], *,
-                  predictors: Mapping[str, Any] | None = None, best_signal: str | None = None,
-                  encoder=None, ito_budget: int = 0, seed: int = 0, pesq: bool | None = None,
-                  workers: int = 1, seen: bool | None = None) -> CellResult:
+def evaluate_cell(
+    es: Examples,
+    pool,
+    n_params: int,
+    methods: Sequence[str],
+    *,
+    predictors: Mapping[str, Any] | None = None,
+    best_signal: str | None = None,
+    encoder=None,
+    ito_budget: int = 0,
+    seed: int = 0,
+    pesq: bool | None = None,
+    workers: int = 1,
+    seen: bool | None = None,
+) -> CellResult:
     """Run every method on the same examples of one cell and score each against ``y``.
 
     ``controller`` reuses the outputs of ``controller_<best_signal>`` (no second run).
@@ -61,8 +72,16 @@ def evaluate_cell(es: Examples, pool, n_params: int, methods: Sequence[str], *,
         else:
             try:
                 with single_thread():  # same thread policy for every method (fair costs)
-                    out = run_method(method, es, pool, n_params, predictors=predictors, encoder=encoder,
-                                     ito_budget=ito_budget, seed=seed)
+                    out = run_method(
+                        method,
+                        es,
+                        pool,
+                        n_params,
+                        predictors=predictors,
+                        encoder=encoder,
+                        ito_budget=ito_budget,
+                        seed=seed,
+                    )
             except MissingArtifactError as exc:
                 skipped.append({"corpus": es.corpus, "effect": es.effect, "method": method, "reason": str(exc)})
                 continue
@@ -73,23 +92,45 @@ def evaluate_cell(es: Examples, pool, n_params: int, methods: Sequence[str], *,
             rep = M.MetricReport().merge(rep0)
         else:
             use = [m for m in names if m != "param_mae" or out.p_hat is not None]
-            vals, rep = M.compute_metrics(out.y_hat, es.y, es.sample_rate, metrics=use, params_hat=out.p_hat,
-                                          params_true=es.p if out.p_hat is not None else None,
-                                          workers=workers, target_cache=tcache)
+            vals, rep = M.compute_metrics(
+                out.y_hat,
+                es.y,
+                es.sample_rate,
+                metrics=use,
+                params_hat=out.p_hat,
+                params_true=es.p if out.p_hat is not None else None,
+                workers=workers,
+                target_cache=tcache,
+            )
             _, _, reasons, silent = M.screen(out.y_hat, es.y)
             scored[key] = (vals, rep, reasons, silent)
         reports[method] = rep
         for i in range(len(es)):
-            row = {"corpus": es.corpus, "effect": es.effect, "seen": seen, "method": method, "item": i,
-                   "clip_id": str(es.clip_ids[i])}
+            row = {
+                "corpus": es.corpus,
+                "effect": es.effect,
+                "seen": seen,
+                "method": method,
+                "item": i,
+                "clip_id": str(es.clip_ids[i]),
+            }
             for m in EVAL_METRICS:
                 row[m] = float(vals[m][i]) if m in vals else np.nan
             row["excluded"] = reasons.get(i, "")
             row["silent_estimate"] = bool(silent[i])
             row["render_failed"] = bool(out.render_failed[i])
             rows.append(row)
-        costs.append({"corpus": es.corpus, "effect": es.effect, "method": method, "n": len(es),
-                      "seconds": out.seconds, "renders": out.renders,
-                      "ms_per_clip": 1000.0 * out.seconds / len(es), "renders_per_clip": out.renders / len(es),
-                      "note": out.note + (f"; outputs of controller_{best_signal}" if method == "controller" else "")})
+        costs.append(
+            {
+                "corpus": es.corpus,
+                "effect": es.effect,
+                "method": method,
+                "n": len(es),
+                "seconds": out.seconds,
+                "renders": out.renders,
+                "ms_per_clip": 1000.0 * out.seconds / len(es),
+                "renders_per_clip": out.renders / len(es),
+                "note": out.note + (f"; outputs of controller_{best_signal}" if method == "controller" else ""),
+            }
+        )
     return CellResult(rows, costs, reports, skipped)

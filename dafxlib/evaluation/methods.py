@@ -17,8 +17,17 @@ from ..seeding import mix_seed
 from ..threads import torch_threads
 
 #: every method, in table order
-METHODS: tuple[str, ...] = ("do_nothing", "random", "mean_params", "controller_audio",
-                            "controller_regression", "controller_both", "controller", "ito", "oracle")
+METHODS: tuple[str, ...] = (
+    "do_nothing",
+    "random",
+    "mean_params",
+    "controller_audio",
+    "controller_regression",
+    "controller_both",
+    "controller",
+    "ito",
+    "oracle",
+)
 
 
 SIGNALS: tuple[str, ...] = ("audio", "regression", "both")
@@ -65,8 +74,18 @@ class _Randn:
         return self.rng.standard_normal(shape)
 
 
-def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *, budget: int,
-               seed: int, level_weight: float = ITO_LEVEL_WEIGHT, sigma0: float = 0.3):
+def ito_search(
+    pool,
+    encoder,
+    x: np.ndarray,
+    y_ref: np.ndarray,
+    n_params: int,
+    *,
+    budget: int,
+    seed: int,
+    level_weight: float = ITO_LEVEL_WEIGHT,
+    sigma0: float = 0.3,
+):
     """Inference-time optimisation of each clip's settings with CMA-ES (``cma``).
 
     What is compared. The encoder embeds (clean, effected) *pairs*. At inference only the
@@ -110,10 +129,19 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
             # each clip's search draws from its own generator: cma's "seed" option only seeds
             # numpy's global RNG, which every search (and any other thread) shares, so results
             # depended on what else drew from it and when (reruns differed on a loaded machine)
-            ess.append(cma.CMAEvolutionStrategy(np.full(n_params, 0.5), sigma0,
-                                                {"bounds": [0.0, 1.0], "popsize": lam, "verbose": -9,
-                                                 "seed": float("nan"),
-                                                 "randn": _Randn(mix_seed(seed, "cma", i) + 1)}))
+            ess.append(
+                cma.CMAEvolutionStrategy(
+                    np.full(n_params, 0.5),
+                    sigma0,
+                    {
+                        "bounds": [0.0, 1.0],
+                        "popsize": lam,
+                        "verbose": -9,
+                        "seed": float("nan"),
+                        "randn": _Randn(mix_seed(seed, "cma", i) + 1),
+                    },
+                )
+            )
     best_f = np.full(b, np.inf)
     best_p = np.full((b, n_params), 0.5)
     best_y = np.zeros_like(x, dtype=np.float32)
@@ -146,8 +174,17 @@ def ito_search(pool, encoder, x: np.ndarray, y_ref: np.ndarray, n_params: int, *
     return best_p, best_y, best_f, renders
 
 
-def run_method(method: str, es: Examples, pool, n_params: int, *, predictors: Mapping[str, Any] | None = None,
-               encoder=None, ito_budget: int = 0, seed: int = 0) -> MethodOutput:
+def run_method(
+    method: str,
+    es: Examples,
+    pool,
+    n_params: int,
+    *,
+    predictors: Mapping[str, Any] | None = None,
+    encoder=None,
+    ito_budget: int = 0,
+    seed: int = 0,
+) -> MethodOutput:
     """Compute one method's outputs on one cell. ``predictors`` maps a signal name to an
     object with ``.predict(x, y_ref) -> p01``; ``encoder`` has ``.embed(x, y)``."""
     x, b = es.x, len(es)
@@ -173,8 +210,15 @@ def run_method(method: str, es: Examples, pool, n_params: int, *, predictors: Ma
     if method == "ito":
         if encoder is None:
             raise MissingArtifactError("ITO needs the selected encoder; run notebook 03_beta_tuning")
-        p, y_hat, _, renders = ito_search(pool, encoder, x, es.y_ref, n_params, budget=ito_budget,
-                                          seed=mix_seed(seed, "ito", es.corpus, es.effect))
-        return MethodOutput(y_hat, p.astype(np.float32), time.perf_counter() - t0, renders * b,
-                            np.zeros(b, bool), note=f"CMA-ES, {renders} renders per clip")
+        p, y_hat, _, renders = ito_search(
+            pool, encoder, x, es.y_ref, n_params, budget=ito_budget, seed=mix_seed(seed, "ito", es.corpus, es.effect)
+        )
+        return MethodOutput(
+            y_hat,
+            p.astype(np.float32),
+            time.perf_counter() - t0,
+            renders * b,
+            np.zeros(b, bool),
+            note=f"CMA-ES, {renders} renders per clip",
+        )
     raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")

@@ -41,18 +41,23 @@ class EvalResults:
         return list(dict.fromkeys(self.table["effect"]))
 
     def summary(self, *, n_boot: int | None = None, seed: int | None = None):
-        return cell_summary(self.table, n_boot=self.meta.get("bootstrap", 1000) if n_boot is None else n_boot,
-                            seed=self.meta.get("seed", 0) if seed is None else seed)
+        return cell_summary(
+            self.table,
+            n_boot=self.meta.get("bootstrap", 1000) if n_boot is None else n_boot,
+            seed=self.meta.get("seed", 0) if seed is None else seed,
+        )
 
     def wins(self, method: str = "controller", against=("do_nothing", "random"), metric: str = "mrstft"):
-        return win_table(self.table, method, against, metric, n_boot=self.meta.get("bootstrap", 1000),
-                         seed=self.meta.get("seed", 0))
+        return win_table(
+            self.table, method, against, metric, n_boot=self.meta.get("bootstrap", 1000), seed=self.meta.get("seed", 0)
+        )
 
     def cost_summary(self):
         """Per method: mean ms per clip and renders per clip over all cells."""
         g = self.costs.groupby("method", sort=False)
-        df = g.agg(ms_per_clip=("ms_per_clip", "mean"), renders_per_clip=("renders_per_clip", "mean"),
-                   cells=("n", "size")).reset_index()
+        df = g.agg(
+            ms_per_clip=("ms_per_clip", "mean"), renders_per_clip=("renders_per_clip", "mean"), cells=("n", "size")
+        ).reset_index()
         df["order"] = df["method"].map({m: i for i, m in enumerate(METHODS)})
         return df.sort_values("order").drop(columns="order").reset_index(drop=True)
 
@@ -66,13 +71,21 @@ class EvalResults:
             for (corpus, method), g in sel.groupby(["corpus", "method"], sort=False):
                 v = g[metric].dropna()
                 if len(v):
-                    out.append({"corpus": corpus, "group": grp, "method": method, metric: float(v.mean()),
-                                "cells": int(len(v))})
+                    out.append(
+                        {
+                            "corpus": corpus,
+                            "group": grp,
+                            "method": method,
+                            metric: float(v.mean()),
+                            "cells": int(len(v)),
+                        }
+                    )
             for method, g in sel.groupby("method", sort=False):
                 v = g[metric].dropna()
                 if len(v):
-                    out.append({"corpus": "all", "group": grp, "method": method, metric: float(v.mean()),
-                                "cells": int(len(v))})
+                    out.append(
+                        {"corpus": "all", "group": grp, "method": method, metric: float(v.mean()), "cells": int(len(v))}
+                    )
         return pd.DataFrame(out)
 
     def excluded_counts(self) -> dict[str, int]:
@@ -103,8 +116,17 @@ def _artifact_fingerprint(profile: str) -> list:
 
 
 def cache_key(profile: Profile, methods, effects, corpora, effect_prints: Sequence[str] = ()) -> str:
-    return stable_hash([profile.hash(), list(methods), list(effects), list(corpora), list(effect_prints),
-                        _artifact_fingerprint(profile.name)], 16)
+    return stable_hash(
+        [
+            profile.hash(),
+            list(methods),
+            list(effects),
+            list(corpora),
+            list(effect_prints),
+            _artifact_fingerprint(profile.name),
+        ],
+        16,
+    )
 
 
 def save_results(res: EvalResults, profile: str) -> Path:
@@ -123,8 +145,10 @@ def load_results(profile: str) -> EvalResults:
 
     d = paths.build_dir(profile) / "eval"
     if not (d / "meta.json").exists() or not (d / "results.csv").exists():
-        raise MissingArtifactError(f"no evaluation results for profile {profile!r} in {d}; "
-                                   f"run notebook 06_evaluation first (./run_all.sh --profile {profile} --only 06)")
+        raise MissingArtifactError(
+            f"no evaluation results for profile {profile!r} in {d}; "
+            f"run notebook 06_evaluation first (./run_all.sh --profile {profile} --only 06)"
+        )
     meta = storage.read_json(d / "meta.json")
     table = pd.read_csv(d / "results.csv", dtype={"clip_id": str})
     costs = pd.read_csv(d / "costs.csv")

@@ -33,8 +33,11 @@ def _load_predictors(profile: Profile, effect_key: str, methods: Sequence[str], 
     for sig in SIGNALS:
         if sig in want:
             try:
-                preds[sig] = (load_controller(profile, effect_key, sig, encoder=encoder) if encoder is not None
-                              else load_controller(profile, effect_key, sig))
+                preds[sig] = (
+                    load_controller(profile, effect_key, sig, encoder=encoder)
+                    if encoder is not None
+                    else load_controller(profile, effect_key, sig)
+                )
             except MissingArtifactError:
                 pass
     if "controller" in methods:
@@ -75,19 +78,31 @@ def _load_trained(prof: Profile, fx: Mapping[str, Any], methods: Sequence[str], 
             missing_ctl.append(f"{e} ({', '.join(lost) or 'best signal'})")
     if missing_ctl:
         more = f" and {len(missing_ctl) - 4} more" if len(missing_ctl) > 4 else ""
-        gaps.append(f"the controllers of {len(missing_ctl)} effect(s) (notebook 04_end_to_end): "
-                    + "; ".join(missing_ctl[:4]) + more)
+        gaps.append(
+            f"the controllers of {len(missing_ctl)} effect(s) (notebook 04_end_to_end): "
+            + "; ".join(missing_ctl[:4])
+            + more
+        )
     if gaps:
         raise MissingArtifactError(
-            "the evaluation would be partial (methods scored on nothing): missing " + ", and ".join(gaps)
+            "the evaluation would be partial (methods scored on nothing): missing "
+            + ", and ".join(gaps)
             + ". Run those notebooks first (./run_all.sh --from 03), or score only the baselines "
-            "(do-nothing, random, mean settings, oracle) with --set eval.baselines_only=true")
+            "(do-nothing, random, mean settings, oracle) with --set eval.baselines_only=true"
+        )
     return encoder, loaded
 
 
-def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: Sequence[str] | None = None,
-                   methods: Sequence[str] | None = None, force: bool = False, progress: bool = True,
-                   log: Callable[[str], None] | None = print) -> EvalResults:
+def run_evaluation(
+    profile: str | Profile = "default",
+    *,
+    corpus=None,
+    effects: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> EvalResults:
     """Evaluate every method on every (corpus, effect) cell, or load the cached result.
 
     The cache (``build/<profile>/eval``) is keyed on the whole profile, the methods,
@@ -148,9 +163,19 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
             pool.render(warm, np.full((len(warm), effect.n_params), 0.5))  # start-up is not a method's cost
             for c in groups:
                 es = eval_set(prof, c, groups[c], effect.key, fingerprint=prints[e])
-                cr = evaluate_cell(es, pool, effect.n_params, methods, predictors=preds, best_signal=best,
-                                   encoder=encoder, ito_budget=prof.eval.ito_budget, seed=prof.seed,
-                                   workers=prof.effects.workers, seen=effect.key in SEEN)
+                cr = evaluate_cell(
+                    es,
+                    pool,
+                    effect.n_params,
+                    methods,
+                    predictors=preds,
+                    best_signal=best,
+                    encoder=encoder,
+                    ito_budget=prof.eval.ito_budget,
+                    seed=prof.seed,
+                    workers=prof.effects.workers,
+                    seen=effect.key in SEEN,
+                )
                 rows += cr.rows
                 costs += cr.costs
                 skipped += cr.skipped
@@ -162,16 +187,29 @@ def run_evaluation(profile: str | Profile = "default", *, corpus=None, effects: 
                 live.step("evaluation cells", done_cells, len(cells))
     if bar is not None:
         bar.close()
-    meta = {"key": key, "profile": prof.name, "seed": prof.seed, "n_per_cell": prof.eval.n_per_cell,
-            "ito_budget": prof.eval.ito_budget, "bootstrap": prof.eval.bootstrap, "methods": methods,
-            "effects": effects, "corpora": list(groups), "wall_s": round(time.perf_counter() - t_all, 2),
-            "mrstft_fft_sizes": M.mrstft_resolutions(prof.half_samples),
-            "msd_fft_size": M.msd_fft_size(prof.half_samples), "sample_rate": prof.data.sample_rate,
-            "test_clips": {c: len(v) for c, v in groups.items()}}
-    res = EvalResults(pd.DataFrame(rows), pd.DataFrame(costs), {m: r.to_dict() for m, r in reports.items()},
-                      skipped, meta)
+    meta = {
+        "key": key,
+        "profile": prof.name,
+        "seed": prof.seed,
+        "n_per_cell": prof.eval.n_per_cell,
+        "ito_budget": prof.eval.ito_budget,
+        "bootstrap": prof.eval.bootstrap,
+        "methods": methods,
+        "effects": effects,
+        "corpora": list(groups),
+        "wall_s": round(time.perf_counter() - t_all, 2),
+        "mrstft_fft_sizes": M.mrstft_resolutions(prof.half_samples),
+        "msd_fft_size": M.msd_fft_size(prof.half_samples),
+        "sample_rate": prof.data.sample_rate,
+        "test_clips": {c: len(v) for c, v in groups.items()},
+    }
+    res = EvalResults(
+        pd.DataFrame(rows), pd.DataFrame(costs), {m: r.to_dict() for m, r in reports.items()}, skipped, meta
+    )
     save_results(res, prof.name)
     if log:
-        log(f"evaluation: {len(cells)} cells x {len(methods)} methods in {meta['wall_s']:.1f} s; "
-            f"{len(skipped)} method-cells skipped")
+        log(
+            f"evaluation: {len(cells)} cells x {len(methods)} methods in {meta['wall_s']:.1f} s; "
+            f"{len(skipped)} method-cells skipped"
+        )
     return res

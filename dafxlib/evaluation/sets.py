@@ -51,8 +51,10 @@ def check_disjoint(clips: Sequence[Any]) -> None:
     other = {c.source for c in clips if c.split != "test"}
     both = sorted(test & other)
     if both:
-        raise DatasetError(f"{len(both)} recording(s) are in the test split and in train/val, e.g. "
-                           f"{both[:3]}; rebuild the corpus (its split must be file-level)")
+        raise DatasetError(
+            f"{len(both)} recording(s) are in the test split and in train/val, e.g. "
+            f"{both[:3]}; rebuild the corpus (its split must be file-level)"
+        )
 
 
 def test_clip_groups(profile: Profile, corpus=None) -> dict[str, list[Any]]:
@@ -65,8 +67,9 @@ def test_clip_groups(profile: Profile, corpus=None) -> dict[str, list[Any]]:
     check_disjoint(clips)
     test = [c for c in clips if c.split == "test"]
     if not test:
-        raise DatasetError(f"profile {profile.name!r}: the corpus has no test clips; "
-                           "check profile.data.split and the corpus size")
+        raise DatasetError(
+            f"profile {profile.name!r}: the corpus has no test clips; check profile.data.split and the corpus size"
+        )
     return corpus_groups(test, profile.data.corpus)
 
 
@@ -75,15 +78,27 @@ def effect_fingerprint(effect, sample_rate: int) -> str:
     older implementation of the effect is never reused."""
     rng = np.random.default_rng(1234)
     n = 4096
-    probe = (0.2 * np.sin(2 * np.pi * 220.0 * np.arange(n) / sample_rate)
-             + 0.05 * rng.standard_normal(n)).astype(np.float32)
-    outs = [np.round(np.asarray(effect.process(probe, int(sample_rate), np.full(effect.n_params, v)), np.float64), 5)
-            for v in (0.2, 0.5, 0.8)]
+    probe = (0.2 * np.sin(2 * np.pi * 220.0 * np.arange(n) / sample_rate) + 0.05 * rng.standard_normal(n)).astype(
+        np.float32
+    )
+    outs = [
+        np.round(np.asarray(effect.process(probe, int(sample_rate), np.full(effect.n_params, v)), np.float64), 5)
+        for v in (0.2, 0.5, 0.8)
+    ]
     return array_hash(f"{effect.key}|{effect.param_names}", *outs)
 
 
-def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_key: str, *,
-             n: int | None = None, workers: int | None = None, make=None, fingerprint: str = "") -> Examples:
+def eval_set(
+    profile: Profile,
+    corpus_name: str,
+    clips: Sequence[Any],
+    effect_key: str,
+    *,
+    n: int | None = None,
+    workers: int | None = None,
+    make=None,
+    fingerprint: str = "",
+) -> Examples:
     """The fixed, cached examples of one cell (seeded by profile seed, corpus and effect;
     the cache key includes the clips and ``fingerprint``, see :func:`effect_fingerprint`)."""
     n = int(n or profile.eval.n_per_cell)
@@ -94,16 +109,37 @@ def eval_set(profile: Profile, corpus_name: str, clips: Sequence[Any], effect_ke
     path = paths.cache_dir(profile.name, "eval_examples") / f"{corpus_name}_{effect_key}_{key}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
-        return Examples(z["x"], z["y"], z["y_ref"], z["p"], z["clip_ids"], effect_key, sample_rate=sr,
-                        corpus=corpus_name, split="test")
+        return Examples(
+            z["x"],
+            z["y"],
+            z["y_ref"],
+            z["p"],
+            z["clip_ids"],
+            effect_key,
+            sample_rate=sr,
+            corpus=corpus_name,
+            split="test",
+        )
     if make is None:
         from ..pairs import make_examples as make
     from ..effects import get_effect
 
     effect = get_effect(effect_key, profile.effects.effect_set)
     ex = make(effect, list(clips), n, seed, sr, half, workers=workers or profile.effects.workers)
-    es = Examples(np.asarray(ex.x, np.float32), np.asarray(ex.y, np.float32), np.asarray(ex.y_ref, np.float32),
-                  np.asarray(ex.p, np.float32), ex.clip_ids, effect_key, ex.param_names, sr, ex.kinds,
-                  ex.n_failed, list(ex.failures), corpus=corpus_name, split="test")
+    es = Examples(
+        np.asarray(ex.x, np.float32),
+        np.asarray(ex.y, np.float32),
+        np.asarray(ex.y_ref, np.float32),
+        np.asarray(ex.p, np.float32),
+        ex.clip_ids,
+        effect_key,
+        ex.param_names,
+        sr,
+        ex.kinds,
+        ex.n_failed,
+        list(ex.failures),
+        corpus=corpus_name,
+        split="test",
+    )
     storage.save_npz(path, x=es.x, y=es.y, y_ref=es.y_ref, p=es.p, clip_ids=es.clip_ids)
     return es

@@ -36,14 +36,31 @@ def cell_summary(table, *, n_boot: int = 1000, seed: int = 0, metrics: Iterable[
             if not np.isfinite(v).any() and m in ("pesq", "param_mae"):
                 continue  # not applicable (music corpus, or a method without parameters)
             mean, lo, hi = mean_ci(v, n_boot, mix_seed(seed, "boot", corpus, effect, method, m))
-            out.append({"corpus": corpus, "effect": effect, "method": method, "metric": m,
-                        "mean": mean, "lo": lo, "hi": hi, "n": int(np.isfinite(v).sum()),
-                        "n_excluded": int((~np.isfinite(v)).sum())})
+            out.append(
+                {
+                    "corpus": corpus,
+                    "effect": effect,
+                    "method": method,
+                    "metric": m,
+                    "mean": mean,
+                    "lo": lo,
+                    "hi": hi,
+                    "n": int(np.isfinite(v).sum()),
+                    "n_excluded": int((~np.isfinite(v)).sum()),
+                }
+            )
     return pd.DataFrame(out)
 
 
-def win_table(table, method: str = "controller", against: Sequence[str] = ("do_nothing", "random"),
-              metric: str = "mrstft", *, n_boot: int = 1000, seed: int = 0):
+def win_table(
+    table,
+    method: str = "controller",
+    against: Sequence[str] = ("do_nothing", "random"),
+    metric: str = "mrstft",
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+):
     """Paired comparison per cell: means, win (mean better), item win rate (ties count
     half), and whether the paired bootstrap 95% interval of the difference excludes 0."""
     import pandas as pd
@@ -58,13 +75,27 @@ def win_table(table, method: str = "controller", against: Sequence[str] = ("do_n
             a, b = paired(table, (corpus, effect), method, other, metric)
             key = f"vs_{other}"
             if a.size == 0:  # the method or the baseline did not run in this cell
-                row.update({f"{other}_mean": None, f"{key}_win": None, f"{key}_win_rate": None,
-                            f"{key}_significant": None, f"{key}_n": 0})
+                row.update(
+                    {
+                        f"{other}_mean": None,
+                        f"{key}_win": None,
+                        f"{key}_win_rate": None,
+                        f"{key}_significant": None,
+                        f"{key}_n": 0,
+                    }
+                )
                 continue
             d = sgn * (a - b)  # < 0: method better
             _, lo, hi = mean_ci(d, n_boot, mix_seed(seed, "pair", corpus, effect, method, other, metric))
-            row.update({f"{method}_mean": float(a.mean()), f"{other}_mean": float(b.mean()),
-                        f"{key}_win": bool(d.mean() < 0), f"{key}_win_rate": float(np.mean((d < 0) + 0.5 * (d == 0))),
-                        f"{key}_significant": bool(hi < 0), f"{key}_n": int(a.size)})
+            row.update(
+                {
+                    f"{method}_mean": float(a.mean()),
+                    f"{other}_mean": float(b.mean()),
+                    f"{key}_win": bool(d.mean() < 0),
+                    f"{key}_win_rate": float(np.mean((d < 0) + 0.5 * (d == 0))),
+                    f"{key}_significant": bool(hi < 0),
+                    f"{key}_n": int(a.size),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -18,9 +18,11 @@ applies LayerNorm, two hidden layers and a sigmoid head whose last layer starts 
 weights and zero bias, so every initial prediction is ~0.5 (the centre of the box).
 :class:`ControllerPredictor` bundles features + MLP: ``predict(x, y_ref) -> p01``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
@@ -40,8 +42,18 @@ _MOD_EDGES_HZ = (0.5, 2.0, 5.0, 10.0, 20.0)
 
 def descriptor_names() -> list[str]:
     names = [f"band{i:02d}_db" for i in range(_N_BANDS)]
-    names += ["centroid_oct", "spread_oct", "flatness", "rolloff_oct", "rms_db", "peak_db", "crest_db",
-              "frame_db_std", "frame_db_p90_p10", "zcr"]
+    names += [
+        "centroid_oct",
+        "spread_oct",
+        "flatness",
+        "rolloff_oct",
+        "rms_db",
+        "peak_db",
+        "crest_db",
+        "frame_db_std",
+        "frame_db_p90_p10",
+        "zcr",
+    ]
     names += [f"mod_{lo:g}_{hi:g}hz" for lo, hi in zip(_MOD_EDGES_HZ[:-1], _MOD_EDGES_HZ[1:])]
     names += [f"acf_{lo * 1e3:g}_{hi * 1e3:g}ms" for lo, hi in zip(_LAG_EDGES_S[:-1], _LAG_EDGES_S[1:])]
     return names
@@ -72,8 +84,15 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     # band energies
     edges = np.geomspace(50.0, sr / 2, _N_BANDS + 1)
     mean_pow = power.mean(axis=1)  # (B, F)
-    bands = np.stack([mean_pow[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) if np.any((freqs >= lo) & (freqs < hi))
-                      else np.zeros(b) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+    bands = np.stack(
+        [
+            mean_pow[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
+            if np.any((freqs >= lo) & (freqs < hi))
+            else np.zeros(b)
+            for lo, hi in zip(edges[:-1], edges[1:])
+        ],
+        axis=1,
+    )
     band_db = 10 * np.log10(bands + eps)
     # spectral shape from the long-term spectrum
     tot = mean_pow.sum(axis=1) + eps
@@ -96,9 +115,15 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     env_rate = sr / hop
     env_spec = np.abs(np.fft.rfft(env, axis=1)) ** 2 / max(env.shape[1], 1)
     env_f = np.fft.rfftfreq(env.shape[1], 1.0 / env_rate)
-    mods = np.stack([np.log10(env_spec[:, (env_f >= lo) & (env_f < hi)].mean(axis=1) + 1e-6)
-                     if np.any((env_f >= lo) & (env_f < hi)) else np.full(b, -6.0)
-                     for lo, hi in zip(_MOD_EDGES_HZ[:-1], _MOD_EDGES_HZ[1:])], axis=1)
+    mods = np.stack(
+        [
+            np.log10(env_spec[:, (env_f >= lo) & (env_f < hi)].mean(axis=1) + 1e-6)
+            if np.any((env_f >= lo) & (env_f < hi))
+            else np.full(b, -6.0)
+            for lo, hi in zip(_MOD_EDGES_HZ[:-1], _MOD_EDGES_HZ[1:])
+        ],
+        axis=1,
+    )
     # lagged autocorrelation (normalised), maximum per lag band
     m = sfft.next_fast_len(2 * n, real=True)
     spec = sfft.rfft(a - a.mean(axis=1, keepdims=True), m, axis=1)
@@ -109,9 +134,29 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         l0, l1 = int(lo * sr), min(int(hi * sr), n - 1)
         acf_bands.append(acf[:, l0:l1].max(axis=1) if l1 > l0 else np.zeros(b))
     acfs = np.stack(acf_bands, axis=1)
-    out = np.concatenate([band_db, np.stack([centroid, spread, flat, rolloff, rms_db, peak_db,
-                                             peak_db - rms_db, frame_db.std(axis=1), p90 - p10, zcr], 1),
-                          mods, acfs], axis=1)
+    out = np.concatenate(
+        [
+            band_db,
+            np.stack(
+                [
+                    centroid,
+                    spread,
+                    flat,
+                    rolloff,
+                    rms_db,
+                    peak_db,
+                    peak_db - rms_db,
+                    frame_db.std(axis=1),
+                    p90 - p10,
+                    zcr,
+                ],
+                1,
+            ),
+            mods,
+            acfs,
+        ],
+        axis=1,
+    )
     return out.astype(np.float32)
 
 
@@ -122,8 +167,14 @@ class ControllerFeatures:
     ``level_fn(x, y) -> (B, k)`` defaults to :func:`dafxlib.models.encoder.level_features`.
     """
 
-    def __init__(self, encoder: Any, sample_rate: int, blocks: Sequence[str] = FEATURE_BLOCKS,
-                 level_fn: Any = None, batch_size: int = 64):
+    def __init__(
+        self,
+        encoder: Any,
+        sample_rate: int,
+        blocks: Sequence[str] = FEATURE_BLOCKS,
+        level_fn: Any = None,
+        batch_size: int = 64,
+    ):
         blocks = tuple(blocks)
         bad = [b for b in blocks if b not in FEATURE_BLOCKS]
         if bad or not blocks:
@@ -144,11 +195,12 @@ class ControllerFeatures:
         if x.ndim == 1:
             x, y_ref = x[None], y_ref[None]
         if x.shape != y_ref.shape or x.ndim != 2:
-            raise AudioError(f"controller features need x and y_ref of one shape (B, N); got {x.shape} "
-                             f"and {y_ref.shape}")
+            raise AudioError(
+                f"controller features need x and y_ref of one shape (B, N); got {x.shape} and {y_ref.shape}"
+            )
         out = []
         for s in range(0, x.shape[0], self.batch_size):
-            xs, ys = x[s:s + self.batch_size], y_ref[s:s + self.batch_size]
+            xs, ys = x[s : s + self.batch_size], y_ref[s : s + self.batch_size]
             parts = []
             for blk in self.blocks:
                 if blk == "embedding":
@@ -173,12 +225,21 @@ class ControllerMLP(nn.Module):
     (:meth:`set_standardisation`), so checkpoints carry them.
     """
 
-    def __init__(self, in_dim: int, n_params: int, hidden: int = 256, n_hidden: int = 2,
-                 dropout: float = 0.0, init_scale: float = 1e-3):
+    def __init__(
+        self,
+        in_dim: int,
+        n_params: int,
+        hidden: int = 256,
+        n_hidden: int = 2,
+        dropout: float = 0.0,
+        init_scale: float = 1e-3,
+    ):
         super().__init__()
         if in_dim < 1 or n_params < 1 or hidden < 1 or n_hidden < 1:
-            raise ConfigError(f"ControllerMLP needs positive sizes, got in_dim={in_dim}, n_params={n_params}, "
-                              f"hidden={hidden}, n_hidden={n_hidden}")
+            raise ConfigError(
+                f"ControllerMLP needs positive sizes, got in_dim={in_dim}, n_params={n_params}, "
+                f"hidden={hidden}, n_hidden={n_hidden}"
+            )
         self.in_dim, self.n_params, self.hidden, self.n_hidden = int(in_dim), int(n_params), int(hidden), int(n_hidden)
         self.feat_mean: torch.Tensor
         self.feat_std: torch.Tensor
@@ -220,8 +281,15 @@ class ControllerMLP(nn.Module):
 class ControllerPredictor:
     """A trained controller with its feature extractor: ``predict(x, y_ref) -> p01 (B, P)``."""
 
-    def __init__(self, model: ControllerMLP, features: ControllerFeatures, effect_key: str, signal: str,
-                 param_names: Sequence[str] = (), info: dict | None = None):
+    def __init__(
+        self,
+        model: ControllerMLP,
+        features: ControllerFeatures,
+        effect_key: str,
+        signal: str,
+        param_names: Sequence[str] = (),
+        info: dict | None = None,
+    ):
         self.model = model.eval()
         self.features = features
         self.effect_key = effect_key

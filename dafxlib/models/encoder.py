@@ -11,22 +11,30 @@ Notebook 03 saves the selected model with :meth:`AudioEncoder.save` and writes
 Per-image normalisation removes absolute level from the images, so stages that need it
 (the controller: output-gain knobs) add :func:`level_features`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from .. import storage, paths
+from .. import paths, storage
 from ..errors import AudioError, ConfigError, MissingArtifactError
 from ..spectrogram import NormStats, Spectrogrammer
 from .vae import SpecVAE
 
-__all__ = ["AudioEncoder", "load_selected_encoder", "level_features", "LEVEL_FEATURES",
-           "SELECTED_JSON", "SELECTED_CKPT"]
+__all__ = [
+    "AudioEncoder",
+    "load_selected_encoder",
+    "level_features",
+    "LEVEL_FEATURES",
+    "SELECTED_JSON",
+    "SELECTED_CKPT",
+]
 
 SELECTED_JSON = "selected_model.json"
 SELECTED_CKPT = "selected_encoder.pt"
@@ -57,7 +65,7 @@ def level_features(x: Any, y: Any) -> np.ndarray:
     def db(v):
         return np.maximum(20 * np.log10(np.maximum(v, 1e-12)), _FLOOR_DB)
 
-    rx, ry = db(np.sqrt(np.mean(x ** 2, 1))), db(np.sqrt(np.mean(y ** 2, 1)))
+    rx, ry = db(np.sqrt(np.mean(x**2, 1))), db(np.sqrt(np.mean(y**2, 1)))
     px, py = db(np.abs(x).max(1)), db(np.abs(y).max(1))
     return np.stack([rx, ry, ry - rx, py - px], 1).astype(np.float32)
 
@@ -65,8 +73,15 @@ def level_features(x: Any, y: Any) -> np.ndarray:
 class AudioEncoder:
     """A frozen VAE encoder usable on audio: ``embed(x, y) -> (B, dim)`` mean latents."""
 
-    def __init__(self, vae: SpecVAE, spectrogrammer: Spectrogrammer, *, name: str = "",
-                 info: Mapping[str, Any] | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        vae: SpecVAE,
+        spectrogrammer: Spectrogrammer,
+        *,
+        name: str = "",
+        info: Mapping[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+    ):
         if tuple(vae.shape) != tuple(spectrogrammer.shape):
             raise ConfigError(f"VAE shape {vae.shape} does not match the spectrogram shape {spectrogrammer.shape}")
         self.vae = vae.to(device).eval()
@@ -106,7 +121,7 @@ class AudioEncoder:
         """Mean latents of normalised (B, 2, F, T) images."""
         out = []
         for s in range(0, images.shape[0], batch_size):
-            mu, _ = self.vae.encode(images[s:s + batch_size].float().to(self.device))
+            mu, _ = self.vae.encode(images[s : s + batch_size].float().to(self.device))
             out.append(mu.cpu())
         return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
@@ -115,7 +130,7 @@ class AudioEncoder:
         """(mu, logvar) of normalised images, each (B, dim)."""
         mus, lvs = [], []
         for s in range(0, images.shape[0], batch_size):
-            mu, lv = self.vae.encode(images[s:s + batch_size].float().to(self.device))
+            mu, lv = self.vae.encode(images[s : s + batch_size].float().to(self.device))
             mus.append(mu.cpu())
             lvs.append(lv.cpu())
         return torch.cat(mus).numpy(), torch.cat(lvs).numpy()
@@ -127,7 +142,7 @@ class AudioEncoder:
             raise AudioError(f"x and y shapes differ: {x.shape} vs {y.shape}")
         out = []
         for s in range(0, x.shape[0], batch_size):
-            im, _ = self.spectrogrammer.images(x[s:s + batch_size], y[s:s + batch_size])
+            im, _ = self.spectrogrammer.images(x[s : s + batch_size], y[s : s + batch_size])
             out.append(self.embed_images(im, batch_size))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
@@ -161,31 +176,55 @@ class AudioEncoder:
     # -- persistence
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
         v = self.vae
-        storage.torch_save({"state_dict": {k: t.detach().cpu() for k, t in v.state_dict().items()},
-                       "vae": {"shape": list(v.shape), "latent_dim": v.latent_dim,
-                               "base_channels": v.base_channels, "mode": v.mode, "head": v.head,
-                               "condition": v.condition},
-                       "spec": asdict(self.spectrogrammer.spec),
-                       "sample_rate": self.sample_rate, "n_samples": self.n_samples,
-                       "name": self.name, "info": {**self.info, **dict(extra or {})}}, path)
+        storage.torch_save(
+            {
+                "state_dict": {k: t.detach().cpu() for k, t in v.state_dict().items()},
+                "vae": {
+                    "shape": list(v.shape),
+                    "latent_dim": v.latent_dim,
+                    "base_channels": v.base_channels,
+                    "mode": v.mode,
+                    "head": v.head,
+                    "condition": v.condition,
+                },
+                "spec": asdict(self.spectrogrammer.spec),
+                "sample_rate": self.sample_rate,
+                "n_samples": self.n_samples,
+                "name": self.name,
+                "info": {**self.info, **dict(extra or {})},
+            },
+            path,
+        )
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "AudioEncoder":
+    def load(cls, path: str | Path, device: str = "cpu") -> AudioEncoder:
         from ..config import SpecConfig
 
         blob = torch.load(path, map_location="cpu", weights_only=False)
         spec_d = dict(blob["spec"])
         spec = SpecConfig(**{k: v for k, v in spec_d.items() if k in SpecConfig.__dataclass_fields__})
         v = blob["vae"]
-        vae = SpecVAE(tuple(v["shape"]), v["latent_dim"], v["base_channels"], v["mode"],
-                      v.get("head", "flatten"), v.get("condition", False))
+        vae = SpecVAE(
+            tuple(v["shape"]),
+            v["latent_dim"],
+            v["base_channels"],
+            v["mode"],
+            v.get("head", "flatten"),
+            v.get("condition", False),
+        )
         vae.load_state_dict(blob["state_dict"])
         sp = Spectrogrammer(spec, blob["sample_rate"], blob["n_samples"])
         return cls(vae, sp, name=blob.get("name", ""), info=blob.get("info", {}), device=device)
 
     @classmethod
-    def from_module(cls, module, spectrogrammer: Spectrogrammer, name: str = "",
-                    info: Mapping[str, Any] | None = None, device: str | torch.device = "cpu") -> "AudioEncoder":
+    def from_module(
+        cls,
+        module,
+        spectrogrammer: Spectrogrammer,
+        name: str = "",
+        info: Mapping[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> AudioEncoder:
         """Wrap a trained :class:`~dafxlib.models.vae.VAEModule` (its VAE is copied) on ``device``."""
         import copy
 
@@ -199,16 +238,20 @@ def load_selected_encoder(profile, device: str | torch.device | None = None) -> 
     meta = storage.read_json(meta_path, {})
     ckpt = paths.artifact_path(profile.name, meta.get("checkpoint", SELECTED_CKPT))
     if not ckpt.exists():
-        raise MissingArtifactError(f"{SELECTED_JSON} names {ckpt}, which is missing; re-run notebook "
-                                   f"03_beta_tuning for profile {profile.name!r}")
+        raise MissingArtifactError(
+            f"{SELECTED_JSON} names {ckpt}, which is missing; re-run notebook "
+            f"03_beta_tuning for profile {profile.name!r}"
+        )
     if device is None:
         from ..training import resolve_device
 
         device = resolve_device(profile.runtime.device)
     enc = AudioEncoder.load(ckpt, device=device)
     if enc.sample_rate != profile.data.sample_rate or enc.n_samples != profile.half_samples:
-        raise ConfigError(f"the selected encoder works on {enc.n_samples} samples at {enc.sample_rate} Hz, "
-                          f"profile {profile.name!r} has {profile.half_samples} at {profile.data.sample_rate} Hz;"
-                          f" re-run notebook 03_beta_tuning with this profile")
+        raise ConfigError(
+            f"the selected encoder works on {enc.n_samples} samples at {enc.sample_rate} Hz, "
+            f"profile {profile.name!r} has {profile.half_samples} at {profile.data.sample_rate} Hz;"
+            f" re-run notebook 03_beta_tuning with this profile"
+        )
     enc.info.setdefault("selection", meta)
     return enc

@@ -38,6 +38,7 @@ with an explicit ``reduction``:
   ``beta * n_pixels / latent_dim`` (0.05 -> ~150 for 2x256x96 images and 16 dims): a strong
   bottleneck.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,8 +59,7 @@ N_DOWN = 4
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.2))
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
 
 
 def _up(cin: int, cout: int, last: bool = False) -> nn.Sequential:
@@ -141,8 +141,15 @@ class _Decoder(nn.Module):
 class SpecVAE(nn.Module):
     """Conv beta-VAE on (B, 2, F, T) normalised spectrogram pairs; see the module docstring."""
 
-    def __init__(self, shape: tuple[int, int], latent_dim: int = 16, base_channels: int = 16,
-                 mode: str = "joint", head: str = "flatten", condition: bool = False):
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        latent_dim: int = 16,
+        base_channels: int = 16,
+        mode: str = "joint",
+        head: str = "flatten",
+        condition: bool = False,
+    ):
         super().__init__()
         if head not in HEADS:
             raise ConfigError(f"unknown encoder head {head!r}; valid: {', '.join(HEADS)}")
@@ -151,8 +158,10 @@ class SpecVAE(nn.Module):
         f, t = int(shape[0]), int(shape[1])
         m = 1 << N_DOWN
         if f % m or t % m or f < m or t < m:
-            raise ConfigError(f"spectrogram shape {shape} must be multiples of {m} (set spec.n_bins and "
-                              f"spec.frame_multiple accordingly)")
+            raise ConfigError(
+                f"spectrogram shape {shape} must be multiples of {m} (set spec.n_bins and "
+                f"spec.frame_multiple accordingly)"
+            )
         if latent_dim < 1 or (mode == "siamese" and latent_dim % 2):
             raise ConfigError(f"latent_dim={latent_dim} must be >= 1 (and even in siamese mode)")
         if base_channels < 1:
@@ -197,8 +206,14 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             beta: float, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def vae_loss(
+    recon: torch.Tensor,
+    target: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: float,
+    reduction: str = "mean",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, reconstruction term, KL term); see the module docstring for ``reduction``."""
     if reduction not in REDUCTIONS:
         raise ConfigError(f"unknown reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
@@ -219,11 +234,23 @@ class VAEModule(pl.LightningModule):
     initialised from ``init_seed`` (independent of global RNG state).
     """
 
-    def __init__(self, shape: tuple[int, int], latent_dim: int = 16, base_channels: int = 16,
-                 mode: str = "joint", beta: float = 0.05, beta_schedule: str = "warmup",
-                 warmup_epochs: float = 3, cycle_epochs: float = 0, reduction: str = "mean",
-                 lr: float = 2e-3, init_seed: int = 0, head: str = "flatten", condition: bool = False,
-                 lr_schedule: str = "constant"):
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        latent_dim: int = 16,
+        base_channels: int = 16,
+        mode: str = "joint",
+        beta: float = 0.05,
+        beta_schedule: str = "warmup",
+        warmup_epochs: float = 3,
+        cycle_epochs: float = 0,
+        reduction: str = "mean",
+        lr: float = 2e-3,
+        init_seed: int = 0,
+        head: str = "flatten",
+        condition: bool = False,
+        lr_schedule: str = "constant",
+    ):
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ConfigError(f"unknown reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
@@ -239,8 +266,7 @@ class VAEModule(pl.LightningModule):
         hp: Any = self.hparams
         n = self.trainer.num_training_batches if self._trainer is not None else 0
         frac = batch_idx / n if n and n != float("inf") else 0.0
-        return beta_at(self.current_epoch + frac, hp.beta_schedule, hp.beta, hp.warmup_epochs,
-                       hp.cycle_epochs)
+        return beta_at(self.current_epoch + frac, hp.beta_schedule, hp.beta, hp.warmup_epochs, hp.cycle_epochs)
 
     @staticmethod
     def _images(batch: Any) -> torch.Tensor:
@@ -251,17 +277,25 @@ class VAEModule(pl.LightningModule):
         recon, mu, logvar, _ = self.vae(x)
         beta = self.current_beta(batch_idx)
         loss, rec, kl = vae_loss(recon, x, mu, logvar, beta, self.hparams.reduction)
-        self.log_dict({"train_loss": loss, "train_recon": rec, "train_kl": kl,
-                       "beta": float(beta)}, on_step=True, on_epoch=False,
-                      batch_size=x.shape[0])
+        self.log_dict(
+            {"train_loss": loss, "train_recon": rec, "train_kl": kl, "beta": float(beta)},
+            on_step=True,
+            on_epoch=False,
+            batch_size=x.shape[0],
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):
         x = self._images(batch).float()
         recon, mu, logvar, _ = self.vae(x, sample=False)
         loss, rec, kl = vae_loss(recon, x, mu, logvar, self.hparams.beta, self.hparams.reduction)
-        self.log_dict({"val_loss": loss, "val_recon": rec, "val_kl": kl}, on_step=False,
-                      on_epoch=True, batch_size=x.shape[0], sync_dist=True)  # DDP: mean over processes
+        self.log_dict(
+            {"val_loss": loss, "val_recon": rec, "val_kl": kl},
+            on_step=False,
+            on_epoch=True,
+            batch_size=x.shape[0],
+            sync_dist=True,
+        )  # DDP: mean over processes
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -65,4 +65,33 @@ from .quality import (
 )
 from .stage import LatentRun, fit_effects, select_clips, time_inverse_transform
 
-__all__ = ['DESCRIPTORS', 'DESCRIPTOR_LABELS', 'KernelDecoder', 'LatentPlane', 'LatentRun', 'PathProfile', 'SettingsEmbedding', 'coverage', 'default_waypoints', 'descriptor_trends', 'descriptors', 'domain_colors', 'domain_image', 'embed_settings', 'fit_effects', 'fit_joint', 'fit_plane', 'latent_error', 'load_plane', 'path_profile', 'plane_quality', 'polyline', 'quality_numbers', 'render', 'roundtrip', 'select_clips', 'smoothness', 'time_inverse_transform']
+__all__ = [
+    "DESCRIPTORS",
+    "DESCRIPTOR_LABELS",
+    "KernelDecoder",
+    "LatentPlane",
+    "LatentRun",
+    "PathProfile",
+    "SettingsEmbedding",
+    "coverage",
+    "default_waypoints",
+    "descriptor_trends",
+    "descriptors",
+    "domain_colors",
+    "domain_image",
+    "embed_settings",
+    "fit_effects",
+    "fit_joint",
+    "fit_plane",
+    "latent_error",
+    "load_plane",
+    "path_profile",
+    "plane_quality",
+    "polyline",
+    "quality_numbers",
+    "render",
+    "roundtrip",
+    "select_clips",
+    "smoothness",
+    "time_inverse_transform",
+]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import storage, paths
+from .. import paths, storage
 from ..errors import ConfigError, MissingArtifactError
 from .embed import SettingsEmbedding
 
@@ -59,7 +59,7 @@ class KernelDecoder:
     def predict(self, q: np.ndarray) -> np.ndarray:
         q = np.atleast_2d(np.asarray(q, dtype=np.float64))
         d2 = ((q[:, None, :] - self.points[None, :, :]) ** 2).sum(-1)
-        logw = -d2 / (2 * self.bandwidth ** 2)
+        logw = -d2 / (2 * self.bandwidth**2)
         logw -= logw.max(axis=1, keepdims=True)
         w = np.exp(logw)
         return np.clip((w @ self.params01) / w.sum(axis=1, keepdims=True), 0.0, 1.0)
@@ -161,15 +161,17 @@ class LatentPlane:
         iy = np.minimum(np.floor(fy).astype(int), len(gy) - 2)
         wx = (fx - ix)[:, None]
         wy = (fy - iy)[:, None]
-        z = ((1 - wy) * ((1 - wx) * g[iy, ix] + wx * g[iy, ix + 1])
-             + wy * ((1 - wx) * g[iy + 1, ix] + wx * g[iy + 1, ix + 1]))
+        z = (1 - wy) * ((1 - wx) * g[iy, ix] + wx * g[iy, ix + 1]) + wy * (
+            (1 - wx) * g[iy + 1, ix] + wx * g[iy + 1, ix + 1]
+        )
         return z[0] if single else z
 
     def transform(self, z: np.ndarray) -> np.ndarray:
         """Plane points of new embeddings (needs the UMAP model: load with ``with_model=True``)."""
         if self.model is None:
-            raise MissingArtifactError(f"plane {self.effect_key!r} was loaded without its UMAP model; "
-                                       "use load_plane(..., with_model=True)")
+            raise MissingArtifactError(
+                f"plane {self.effect_key!r} was loaded without its UMAP model; use load_plane(..., with_model=True)"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return np.asarray(self.model.transform(self._to_umap(z)), dtype=np.float64)
@@ -205,12 +207,21 @@ class LatentPlane:
         npz = paths.artifact_path(profile_name, f"latent/{self.effect_key}.npz")
         npz.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"desc_{k}": v for k, v in self.descriptors.items()}
-        storage.save_npz(npz, points=self.points, z=self.z, params01=self.params01, grid_x=self.grid_x,
-                    grid_y=self.grid_y, grid_latent=self.grid_latent,
-                    scalars=np.array([self.support_radius, self.bandwidth, self.z_scale]),
-                    z_center=self.z_center if self.z_center is not None else np.zeros(self.z.shape[1]),
-                    meta=np.array(json.dumps({"effect_key": self.effect_key, "param_names": self.param_names,
-                                              **self.meta}, default=str)), **arrays)
+        storage.save_npz(
+            npz,
+            points=self.points,
+            z=self.z,
+            params01=self.params01,
+            grid_x=self.grid_x,
+            grid_y=self.grid_y,
+            grid_latent=self.grid_latent,
+            scalars=np.array([self.support_radius, self.bandwidth, self.z_scale]),
+            z_center=self.z_center if self.z_center is not None else np.zeros(self.z.shape[1]),
+            meta=np.array(
+                json.dumps({"effect_key": self.effect_key, "param_names": self.param_names, **self.meta}, default=str)
+            ),
+            **arrays,
+        )
         out = {"npz": str(npz)}
         if self.model is not None:
             pkl = npz.with_suffix(".pkl")
@@ -228,10 +239,22 @@ def load_plane(profile_name: str, effect_key: str, *, with_model: bool = False) 
         meta = json.loads(str(f["meta"]))
         desc = {k[5:]: f[k] for k in f.files if k.startswith("desc_")}
         r, bw, zs = (float(v) for v in f["scalars"])
-        plane = LatentPlane(effect_key=meta.pop("effect_key"), param_names=meta.pop("param_names"),
-                            points=f["points"], z=f["z"], params01=f["params01"], descriptors=desc,
-                            grid_x=f["grid_x"], grid_y=f["grid_y"], grid_latent=f["grid_latent"],
-                            support_radius=r, bandwidth=bw, meta=meta, z_center=f["z_center"], z_scale=zs)
+        plane = LatentPlane(
+            effect_key=meta.pop("effect_key"),
+            param_names=meta.pop("param_names"),
+            points=f["points"],
+            z=f["z"],
+            params01=f["params01"],
+            descriptors=desc,
+            grid_x=f["grid_x"],
+            grid_y=f["grid_y"],
+            grid_latent=f["grid_latent"],
+            support_radius=r,
+            bandwidth=bw,
+            meta=meta,
+            z_center=f["z_center"],
+            z_scale=zs,
+        )
     if with_model:
         pkl = paths.require_artifact(profile_name, f"latent/{effect_key}.pkl", made_by="05_latent_control")
         with open(pkl, "rb") as fh:
@@ -245,8 +268,16 @@ def _umap(n_points: int, n_neighbors: int, seed: int, n_epochs: int | None, min_
     if n_points < 4:
         raise ConfigError(f"UMAP needs at least 4 settings, got {n_points}; raise profile.latent.n_settings")
     k = max(2, min(int(n_neighbors), n_points - 1))
-    return umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, random_state=seed,
-                     transform_seed=seed, n_epochs=n_epochs, low_memory=True, n_jobs=1)
+    return umap.UMAP(
+        n_components=2,
+        n_neighbors=k,
+        min_dist=min_dist,
+        random_state=seed,
+        transform_seed=seed,
+        n_epochs=n_epochs,
+        low_memory=True,
+        n_jobs=1,
+    )
 
 
 def _grid_inverse(model, pts: np.ndarray, lattice: np.ndarray, center: np.ndarray, scale: float) -> np.ndarray:
@@ -260,8 +291,9 @@ def _grid_inverse(model, pts: np.ndarray, lattice: np.ndarray, center: np.ndarra
         inside[np.unique(cKDTree(lattice).query(pts)[1])] = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        z_in = (np.asarray(model.inverse_transform(lattice[inside]), dtype=np.float64) * scale
-                + center).astype(np.float32)
+        z_in = (np.asarray(model.inverse_transform(lattice[inside]), dtype=np.float64) * scale + center).astype(
+            np.float32
+        )
     out = np.empty((len(lattice), z_in.shape[1]), dtype=np.float32)
     out[inside] = z_in
     if (~inside).any():
@@ -270,8 +302,15 @@ def _grid_inverse(model, pts: np.ndarray, lattice: np.ndarray, center: np.ndarra
     return out
 
 
-def fit_plane(emb: SettingsEmbedding, *, n_neighbors: int = 15, grid: int = 32, seed: int = 0,
-              n_epochs: int | None = None, support_factor: float = 2.0) -> LatentPlane:
+def fit_plane(
+    emb: SettingsEmbedding,
+    *,
+    n_neighbors: int = 15,
+    grid: int = 32,
+    seed: int = 0,
+    n_epochs: int | None = None,
+    support_factor: float = 2.0,
+) -> LatentPlane:
     """Fit UMAP to 2-D, the plane -> parameters decoder and the grid of inverse latents."""
     if grid < 2:
         raise ConfigError(f"latent grid must be >= 2, got {grid}")
@@ -296,17 +335,43 @@ def fit_plane(emb: SettingsEmbedding, *, n_neighbors: int = 15, grid: int = 32, 
     gl = _grid_inverse(model, pts, lattice, center, scale)
     t_inv = time.perf_counter() - t1
     return LatentPlane(
-        effect_key=emb.effect_key, param_names=list(emb.param_names), points=pts, z=emb.z,
-        params01=emb.params01, descriptors=dict(emb.descriptors), grid_x=gx, grid_y=gy,
-        grid_latent=gl.reshape(grid, grid, -1), support_radius=radius, bandwidth=dec.bandwidth,
-        meta={"n_settings": len(emb), "n_failed": emb.n_failed, "clip_ids": emb.clip_ids,
-              "n_neighbors": int(model.n_neighbors), "seed": seed, "n_epochs": n_epochs,
-              "decoder_loo_mae": dec.loo_mae, "fit_s": t_fit, "grid_inverse_s": t_inv, "grid": grid},
-        model=model, z_center=center, z_scale=scale)
+        effect_key=emb.effect_key,
+        param_names=list(emb.param_names),
+        points=pts,
+        z=emb.z,
+        params01=emb.params01,
+        descriptors=dict(emb.descriptors),
+        grid_x=gx,
+        grid_y=gy,
+        grid_latent=gl.reshape(grid, grid, -1),
+        support_radius=radius,
+        bandwidth=dec.bandwidth,
+        meta={
+            "n_settings": len(emb),
+            "n_failed": emb.n_failed,
+            "clip_ids": emb.clip_ids,
+            "n_neighbors": int(model.n_neighbors),
+            "seed": seed,
+            "n_epochs": n_epochs,
+            "decoder_loo_mae": dec.loo_mae,
+            "fit_s": t_fit,
+            "grid_inverse_s": t_inv,
+            "grid": grid,
+        },
+        model=model,
+        z_center=center,
+        z_scale=scale,
+    )
 
 
-def fit_joint(embs: Mapping[str, SettingsEmbedding], *, n_per_effect: int = 200, n_neighbors: int = 15,
-              seed: int = 0, n_epochs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit_joint(
+    embs: Mapping[str, SettingsEmbedding],
+    *,
+    n_per_effect: int = 200,
+    n_neighbors: int = 15,
+    seed: int = 0,
+    n_epochs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One UMAP of all effects' embeddings together: (points (n,2), effect labels (n,))."""
     rng = np.random.default_rng(seed)
     zs, labels = [], []

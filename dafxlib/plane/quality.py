@@ -39,8 +39,12 @@ def coverage(plane: LatentPlane, *, res: int = 64, bins: int = 10) -> dict[str, 
     p = plane.to_params(plane.dense_grid(res), clamp=False)
     occ = [len(np.unique(np.minimum((p[:, j] * bins).astype(int), bins - 1))) / bins for j in range(p.shape[1])]
     rng_ = list(p.max(axis=0) - p.min(axis=0))
-    return {"coverage": float(np.mean(occ)), "coverage_range": float(np.mean(rng_)),
-            "per_param": dict(zip(plane.param_names, occ)), "per_param_range": dict(zip(plane.param_names, rng_))}
+    return {
+        "coverage": float(np.mean(occ)),
+        "coverage_range": float(np.mean(rng_)),
+        "per_param": dict(zip(plane.param_names, occ)),
+        "per_param_range": dict(zip(plane.param_names, rng_)),
+    }
 
 
 def roundtrip(plane: LatentPlane, heldout: SettingsEmbedding) -> dict[str, float]:
@@ -54,8 +58,12 @@ def roundtrip(plane: LatentPlane, heldout: SettingsEmbedding) -> dict[str, float
     pred = plane.to_params(q, clamp=False)
     mae = float(np.abs(pred - heldout.params01).mean())
     base = float(np.abs(plane.params01.mean(axis=0) - heldout.params01).mean())
-    return {"roundtrip_mae": mae, "roundtrip_mae_baseline": base, "clamped_frac": float(clamped.mean()),
-            "n_heldout": int(len(heldout))}
+    return {
+        "roundtrip_mae": mae,
+        "roundtrip_mae_baseline": base,
+        "clamped_frac": float(clamped.mean()),
+        "n_heldout": int(len(heldout)),
+    }
 
 
 def polyline(waypoints: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +90,16 @@ class PathProfile:
     waypoints: np.ndarray
 
 
-def path_profile(plane: LatentPlane, effect, audio: np.ndarray, sample_rate: int,
-                 waypoints: Sequence[np.ndarray], *, n: int = 16, workers: int = 2) -> PathProfile:
+def path_profile(
+    plane: LatentPlane,
+    effect,
+    audio: np.ndarray,
+    sample_rate: int,
+    waypoints: Sequence[np.ndarray],
+    *,
+    n: int = 16,
+    workers: int = 2,
+) -> PathProfile:
     """Walk the polyline through ``waypoints``, decode, render ``audio`` and describe it."""
     t, pts = polyline(waypoints, n)
     q, clamped = plane.clamp(pts)
@@ -110,8 +126,9 @@ def default_waypoints(plane: LatentPlane) -> tuple[np.ndarray, np.ndarray, np.nd
     return a, c, b
 
 
-def descriptor_trends(plane: LatentPlane, effect, audio: np.ndarray, sample_rate: int, *, n: int = 12,
-                      workers: int = 2) -> dict[str, dict]:
+def descriptor_trends(
+    plane: LatentPlane, effect, audio: np.ndarray, sample_rate: int, *, n: int = 12, workers: int = 2
+) -> dict[str, dict]:
     """Spearman rho of each descriptor along a straight path across the plane.
 
     For each descriptor the path runs through the setting nearest the centre (so it starts
@@ -156,15 +173,27 @@ def latent_error(plane: LatentPlane) -> float:
     return float(np.median(np.linalg.norm(zi - plane.z, axis=1)) / spread)
 
 
-def plane_quality(plane: LatentPlane, *, heldout: SettingsEmbedding | None = None, effect=None,
-                  audio: np.ndarray | None = None, sample_rate: int | None = None, seed: int = 0,
-                  workers: int = 2) -> dict[str, float]:
+def plane_quality(
+    plane: LatentPlane,
+    *,
+    heldout: SettingsEmbedding | None = None,
+    effect=None,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    seed: int = 0,
+    workers: int = 2,
+) -> dict[str, float]:
     """All quality numbers of one plane as a flat dict (number keys under ``latent.<effect>``)."""
     cov = coverage(plane)
-    q = {"smoothness": smoothness(plane, seed=seed), "coverage": cov["coverage"],
-         "coverage_range": cov["coverage_range"], "latent_rel_error": latent_error(plane),
-         "decoder_loo_mae": float(plane.meta.get("decoder_loo_mae", np.nan)),
-         "n_settings": int(len(plane.points)), "support_frac": float(plane.inside(plane.dense_grid(64, inside_only=False)).mean())}
+    q = {
+        "smoothness": smoothness(plane, seed=seed),
+        "coverage": cov["coverage"],
+        "coverage_range": cov["coverage_range"],
+        "latent_rel_error": latent_error(plane),
+        "decoder_loo_mae": float(plane.meta.get("decoder_loo_mae", np.nan)),
+        "n_settings": int(len(plane.points)),
+        "support_frac": float(plane.inside(plane.dense_grid(64, inside_only=False)).mean()),
+    }
     if heldout is not None:
         q.update(roundtrip(plane, heldout))
     if effect is not None and audio is not None:
@@ -177,6 +206,16 @@ def plane_quality(plane: LatentPlane, *, heldout: SettingsEmbedding | None = Non
 
 def quality_numbers(quality: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Flatten per-effect quality into ``<effect>.<metric>`` keys for ``record_numbers('latent', ...)``."""
-    keep = ("smoothness", "coverage", "coverage_range", "roundtrip_mae", "roundtrip_mae_baseline",
-            "latent_rel_error", "rho_centroid", "rho_lowfreq", "rho_rms", "clamped_frac")
+    keep = (
+        "smoothness",
+        "coverage",
+        "coverage_range",
+        "roundtrip_mae",
+        "roundtrip_mae_baseline",
+        "latent_rel_error",
+        "rho_centroid",
+        "rho_lowfreq",
+        "rho_rms",
+        "clamped_frac",
+    )
     return {f"{k}.{m}": v[m] for k, v in quality.items() for m in keep if m in v}

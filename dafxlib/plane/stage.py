@@ -45,8 +45,15 @@ def select_clips(corpus, split: str, n: int, half_samples: int, seed: int) -> di
     return out
 
 
-def fit_effects(profile, *, effect_keys: Sequence[str] | None = None, encoder=None, corpus=None,
-                save: bool = True, log: Callable[[str], None] | None = print) -> LatentRun:
+def fit_effects(
+    profile,
+    *,
+    effect_keys: Sequence[str] | None = None,
+    encoder=None,
+    corpus=None,
+    save: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> LatentRun:
     """Embed, fit, evaluate and save the planes of ``effect_keys`` (default: profile.latent.effects
     or all nine) in one process, so UMAP's JIT is paid once."""
     from ..effects import ALL, get_effect
@@ -69,26 +76,50 @@ def fit_effects(profile, *, effect_keys: Sequence[str] | None = None, encoder=No
     for j, key in enumerate(keys):
         t0 = time.perf_counter()
         eff = get_effect(key, profile.effects.effect_set)
-        emb = embed_settings(eff, list(train.values()), encoder, cfg.n_settings, seed=profile.seed + 100 * j,
-                             sample_rate=sr, clip_ids=list(train), workers=workers)
-        ho = embed_settings(eff, list(test.values()), encoder, cfg.n_heldout, seed=profile.seed + 100 * j + 7,
-                            sample_rate=sr, clip_ids=list(test), workers=workers)
+        emb = embed_settings(
+            eff,
+            list(train.values()),
+            encoder,
+            cfg.n_settings,
+            seed=profile.seed + 100 * j,
+            sample_rate=sr,
+            clip_ids=list(train),
+            workers=workers,
+        )
+        ho = embed_settings(
+            eff,
+            list(test.values()),
+            encoder,
+            cfg.n_heldout,
+            seed=profile.seed + 100 * j + 7,
+            sample_rate=sr,
+            clip_ids=list(test),
+            workers=workers,
+        )
         emb.effect_key = ho.effect_key = key  # artifacts are named by the key asked for
         t1 = time.perf_counter()
-        plane = fit_plane(emb, n_neighbors=cfg.umap_neighbors, grid=cfg.grid, seed=profile.seed,
-                          n_epochs=cfg.n_epochs)
+        plane = fit_plane(emb, n_neighbors=cfg.umap_neighbors, grid=cfg.grid, seed=profile.seed, n_epochs=cfg.n_epochs)
         t2 = time.perf_counter()
-        q = plane_quality(plane, heldout=ho, effect=eff, audio=next(iter(train.values())), sample_rate=sr,
-                          seed=profile.seed, workers=workers)
+        q = plane_quality(
+            plane,
+            heldout=ho,
+            effect=eff,
+            audio=next(iter(train.values())),
+            sample_rate=sr,
+            seed=profile.seed,
+            workers=workers,
+        )
         if save:
             plane.save(profile.name)
         t3 = time.perf_counter()
         timing[key] = t3 - t0
         planes[key], embs[key], held[key], quality[key] = plane, emb, ho, q
         if log:
-            log(f"{key:<10} embed {t1 - t0:5.1f} s  fit {t2 - t1:5.1f} s  quality {t3 - t2:5.1f} s  "
+            log(
+                f"{key:<10} embed {t1 - t0:5.1f} s  fit {t2 - t1:5.1f} s  quality {t3 - t2:5.1f} s  "
                 f"smooth {q['smoothness']:.2f} cover {q['coverage']:.2f} "
-                f"roundtrip {q['roundtrip_mae']:.3f} (baseline {q['roundtrip_mae_baseline']:.3f})")
+                f"roundtrip {q['roundtrip_mae']:.3f} (baseline {q['roundtrip_mae_baseline']:.3f})"
+            )
     return LatentRun(planes, embs, held, quality, train, timing)
 
 

@@ -1,22 +1,31 @@
 """Figures of notebook 04 (end-to-end controller): curves, parameters, examples, summary, timing."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .style import METHOD_COLORS, effect_color, new_figure
 
-SIGNAL_COLORS = {"regression": METHOD_COLORS.get("controller_regression", "#98df8a"),
-                 "both": METHOD_COLORS.get("controller_both", "#2ca02c"),
-                 "audio": METHOD_COLORS.get("controller_audio", "#ffbb78"),
-                 "do_nothing": METHOD_COLORS.get("do_nothing", "#7f7f7f"),
-                 "random": METHOD_COLORS.get("random", "#c7c7c7"),
-                 "mean_params": METHOD_COLORS["mean_params"]}
-METHOD_LABELS = {"regression": "controller: regression", "both": "controller: regression + SPSA",
-                 "audio": "controller: SPSA only", "do_nothing": "do nothing (y_hat = x)",
-                 "random": "random parameters", "mean_params": "constant 0.5"}
+SIGNAL_COLORS = {
+    "regression": METHOD_COLORS.get("controller_regression", "#98df8a"),
+    "both": METHOD_COLORS.get("controller_both", "#2ca02c"),
+    "audio": METHOD_COLORS.get("controller_audio", "#ffbb78"),
+    "do_nothing": METHOD_COLORS.get("do_nothing", "#7f7f7f"),
+    "random": METHOD_COLORS.get("random", "#c7c7c7"),
+    "mean_params": METHOD_COLORS["mean_params"],
+}
+METHOD_LABELS = {
+    "regression": "controller: regression",
+    "both": "controller: regression + SPSA",
+    "audio": "controller: SPSA only",
+    "do_nothing": "do nothing (y_hat = x)",
+    "random": "random parameters",
+    "mean_params": "constant 0.5",
+}
 
 
 def _smooth(v: np.ndarray, k: int) -> np.ndarray:
@@ -24,7 +33,7 @@ def _smooth(v: np.ndarray, k: int) -> np.ndarray:
         return v
     c = np.cumsum(np.insert(v, 0, 0.0))
     out = (c[k:] - c[:-k]) / k
-    return np.concatenate([v[:k - 1], out])
+    return np.concatenate([v[: k - 1], out])
 
 
 def _grid(n: int, ncols: int = 3, width: float = 9.0, row_height: float = 2.2):
@@ -58,8 +67,7 @@ def plot_training_curves(results: Mapping[str, Any], kind: str = "regression"):
             col = SIGNAL_COLORS[sig]
             if tr:
                 s, v = np.array(tr).T
-                ax.plot(s, _smooth(v, max(1, len(v) // 30)), color=col, lw=1.0, alpha=0.8,
-                        label=f"{sig} train")
+                ax.plot(s, _smooth(v, max(1, len(v) // 30)), color=col, lw=1.0, alpha=0.8, label=f"{sig} train")
             if va:
                 s, v = np.array(va).T
                 ax.plot(s, v, "o-", color=col, ms=3, lw=1.2, mec="k", mew=0.4, label=f"{sig} val")
@@ -69,13 +77,13 @@ def plot_training_curves(results: Mapping[str, Any], kind: str = "regression"):
         ax.set_ylabel("param MSE" if kind == "regression" else "MR-STFT + L1")
     if keys:
         axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Controller training: " + ("parameter regression" if kind == "regression"
-                                            else "audio loss through SPSA"))
+    fig.suptitle(
+        "Controller training: " + ("parameter regression" if kind == "regression" else "audio loss through SPSA")
+    )
     return fig
 
 
-def plot_param_scatter(results: Mapping[str, Any], signals: Mapping[str, str] | None = None,
-                       max_points: int = 200):
+def plot_param_scatter(results: Mapping[str, Any], signals: Mapping[str, str] | None = None, max_points: int = 200):
     """Predicted vs true normalised parameters on the test split: rows = effects,
     columns = parameters; the title gives the MAE (a constant-0.5 guess scores ~0.25)."""
     keys = list(results)
@@ -111,8 +119,13 @@ def _spec_db(a: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
     return 20 * np.log10(mag + 1e-6)
 
 
-def plot_worked_examples(results: Mapping[str, Any], sample_rate: int, effects: Sequence[str] | None = None,
-                         signals: Mapping[str, str] | None = None, index: int = 0):
+def plot_worked_examples(
+    results: Mapping[str, Any],
+    sample_rate: int,
+    effects: Sequence[str] | None = None,
+    signals: Mapping[str, str] | None = None,
+    index: int = 0,
+):
     """Spectrograms of input x, style reference y_ref, target y and prediction y_hat
     (one row per effect). y and y_hat share x's content; y_ref is the other half of the clip."""
     keys = list(effects or results)
@@ -121,16 +134,21 @@ def plot_worked_examples(results: Mapping[str, Any], sample_rate: int, effects: 
         r = results[key]
         sig = (signals or {}).get(key) or next(iter(r.p_hat))
         ex = r.examples
-        panels = [("input x", ex["x"][index]), ("reference y_ref", ex["y_ref"][index]),
-                  ("target y", ex["y"][index]), (f"prediction ({sig})", ex[f"y_hat_{sig}"][index])]
+        panels = [
+            ("input x", ex["x"][index]),
+            ("reference y_ref", ex["y_ref"][index]),
+            ("target y", ex["y"][index]),
+            (f"prediction ({sig})", ex[f"y_hat_{sig}"][index]),
+        ]
         ref = _spec_db(ex["y"][index])
         vmax = float(ref.max())
         for j, (title, a) in enumerate(panels):
             ax = axes[i, j]
             s = _spec_db(a)
             dur = len(a) / sample_rate
-            ax.imshow(s, origin="lower", aspect="auto", vmin=vmax - 80, vmax=vmax,
-                      extent=(0, dur, 0, sample_rate / 2000))
+            ax.imshow(
+                s, origin="lower", aspect="auto", vmin=vmax - 80, vmax=vmax, extent=(0, dur, 0, sample_rate / 2000)
+            )
             ax.set_title(title if i == 0 else "", fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"{key}\nkHz", fontsize=8)
@@ -165,10 +183,24 @@ def plot_summary(results: Mapping[str, Any], seen: Sequence[str]):
         n_seen = sum(k in seen for k in keys)
         if 0 < n_seen < len(keys):
             ax.axvline(n_seen - 0.5, color="k", lw=0.8, ls="--")
-            ax.text(n_seen / 2 - 0.5, 1.0, "seen by the VAE", transform=ax.get_xaxis_transform(),
-                    ha="center", va="bottom", fontsize=8)
-            ax.text((n_seen + len(keys)) / 2 - 0.5, 1.0, "unseen", transform=ax.get_xaxis_transform(),
-                    ha="center", va="bottom", fontsize=8)
+            ax.text(
+                n_seen / 2 - 0.5,
+                1.0,
+                "seen by the VAE",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+            ax.text(
+                (n_seen + len(keys)) / 2 - 0.5,
+                1.0,
+                "unseen",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         if metric == "param_mae":
             ax.axhline(0.25, color="k", lw=0.6, ls=":")
         ax.set_xticks(range(len(keys)))
@@ -185,17 +217,23 @@ def plot_spsa_timing(bench: Mapping[str, Any]):
     ws = sorted(per, key=int)
     fig, axes = new_figure(1, 3, width=9.0, row_height=2.6)
     labels = [f"{w} worker{'s' if int(w) > 1 else ''}" for w in ws]
-    cols = ["#c7c7c7", "#1f77b4", "#2ca02c", "#d62728"][:len(ws)]
-    for ax, key, title in zip(axes[0], ("step_seconds", "render_seconds_per_step", "renders_per_second"),
-                              ("seconds per training step", "render seconds per step", "renders per second")):
+    cols = ["#c7c7c7", "#1f77b4", "#2ca02c", "#d62728"][: len(ws)]
+    for ax, key, title in zip(
+        axes[0],
+        ("step_seconds", "render_seconds_per_step", "renders_per_second"),
+        ("seconds per training step", "render seconds per step", "renders per second"),
+    ):
         vals = [per[w][key] for w in ws]
         ax.bar(labels, vals, color=cols, edgecolor="k", lw=0.4)
         for x, v in enumerate(vals):
             ax.text(x, v, f"{v:.3g}", ha="center", va="bottom", fontsize=8)
         ax.set_title(title)
-    fig.suptitle(f"SPSA step on {bench['effect']} (batch {bench['batch_size']}, "
-                 f"{per[ws[-1]]['renders_per_example_per_step']:g} perturbation renders per example per step "
-                 f"+ 1 forward render)", fontsize=9)
+    fig.suptitle(
+        f"SPSA step on {bench['effect']} (batch {bench['batch_size']}, "
+        f"{per[ws[-1]]['renders_per_example_per_step']:g} perturbation renders per example per step "
+        f"+ 1 forward render)",
+        fontsize=9,
+    )
     return fig
 
 
@@ -205,8 +243,12 @@ def example_audio(result: Any, sample_rate: int, signal: str, index: int = 0) ->
     from IPython.display import Audio
 
     ex = result.examples
-    clips = {"input x": ex["x"][index], "reference y_ref": ex["y_ref"][index], "target y": ex["y"][index],
-             f"prediction ({signal})": ex[f"y_hat_{signal}"][index]}
+    clips = {
+        "input x": ex["x"][index],
+        "reference y_ref": ex["y_ref"][index],
+        "target y": ex["y"][index],
+        f"prediction ({signal})": ex[f"y_hat_{signal}"][index],
+    }
     peak = max(float(np.max(np.abs(a))) for a in clips.values()) or 1.0
     scale = min(1.0, 0.99 / peak)
     return {k: Audio(np.clip(a * scale, -1, 1), rate=int(sample_rate), normalize=False) for k, a in clips.items()}

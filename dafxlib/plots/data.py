@@ -1,11 +1,11 @@
 """Figures of notebook 01 (the corpus): overview and example spectrograms."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..corpus import KINDS, ROLES, SPLITS, Clip, Corpus
 from ..metrics import spectral_centroid
-
 from .style import new_figure
 
 KIND_COLORS = {"speech": "#1f77b4", "music": "#ff7f0e"}
@@ -25,11 +25,21 @@ def corpus_overview(corpus: Corpus):
     w = 0.38
     for j, k in enumerate(KINDS):
         seen = [sum(c.kind == k and c.split == sp and c.role != "unseen_speech" for c in corpus.clips) for sp in SPLITS]
-        unseen = [sum(c.kind == k and c.split == sp and c.role == "unseen_speech" for c in corpus.clips) for sp in SPLITS]
+        unseen = [
+            sum(c.kind == k and c.split == sp and c.role == "unseen_speech" for c in corpus.clips) for sp in SPLITS
+        ]
         ax_n.bar(x + (j - 0.5) * w, seen, w, color=KIND_COLORS[k], label=k)
         if any(unseen):
-            ax_n.bar(x + (j - 0.5) * w, unseen, w, bottom=seen, color=ROLE_COLORS["unseen_speech"],
-                     hatch="//", edgecolor="white", label="unseen speech")
+            ax_n.bar(
+                x + (j - 0.5) * w,
+                unseen,
+                w,
+                bottom=seen,
+                color=ROLE_COLORS["unseen_speech"],
+                hatch="//",
+                edgecolor="white",
+                label="unseen speech",
+            )
     ax_n.set_xticks(x, SPLITS)
     ax_n.set_ylabel("clips")
     ax_n.set_title("clips per split (file-level splits)")
@@ -44,8 +54,11 @@ def corpus_overview(corpus: Corpus):
     ax_t.set_title(f"speech/music balance ({s['clip_seconds']:.2f} s clips)")
     ax_t.set_xlim(0, max(minutes + [1e-3]) * 1.35)
 
-    bins = np.linspace(min([c.meta.get("lufs", -30) for c in corpus.clips] + [-30]) - 1,
-                       max([c.meta.get("lufs", -16) for c in corpus.clips] + [-16]) + 1, 25)
+    bins = np.linspace(
+        min([c.meta.get("lufs", -30) for c in corpus.clips] + [-30]) - 1,
+        max([c.meta.get("lufs", -16) for c in corpus.clips] + [-16]) + 1,
+        25,
+    )
     for k in KINDS:
         vals = [c.meta["lufs"] for c in corpus.clips if c.kind == k and "lufs" in c.meta]
         if vals:
@@ -64,16 +77,22 @@ def corpus_overview(corpus: Corpus):
     ax_c.set_ylabel("clips")
     ax_c.set_title("brightness")
     ax_c.legend(frameon=False)
-    fig.suptitle(f"{_label(corpus)} - profile {corpus.profile}: {s['n_clips']} clips, "
-                 f"{s['total_seconds'] / 60:.1f} min at {corpus.sample_rate} Hz")
+    fig.suptitle(
+        f"{_label(corpus)} - profile {corpus.profile}: {s['n_clips']} clips, "
+        f"{s['total_seconds'] / 60:.1f} min at {corpus.sample_rate} Hz"
+    )
     return fig
 
 
 def pick_examples(corpus: Corpus, n: int = 4, seed: int = 0) -> list[Clip]:
     """A few clips for listening: alternating speech/music (unseen speech included if present)."""
     rng = np.random.default_rng(seed)
-    groups = [corpus.select(role="seen_speech"), corpus.select(kind="music"),
-              corpus.select(role="unseen_speech"), corpus.select(role="user")]
+    groups = [
+        corpus.select(role="seen_speech"),
+        corpus.select(kind="music"),
+        corpus.select(role="unseen_speech"),
+        corpus.select(role="user"),
+    ]
     groups = [g for g in groups if g]
     picked: list[Clip] = []
     i = 0
@@ -105,7 +124,7 @@ def example_clips(corpus: Corpus, n: int = 4, seed: int = 0, n_fft: int = 1024, 
     clips = pick_examples(corpus, n, seed)
     rows = max(1, int(np.ceil(len(clips) / 2)))
     fig, axes = new_figure(rows, 2, width=8.0, row_height=2.4)
-    for ax in axes.ravel()[len(clips):]:
+    for ax in axes.ravel()[len(clips) :]:
         ax.axis("off")
     for ax, c in zip(axes.ravel(), clips):
         f, t, Z = stft(c.audio, fs=c.sample_rate, nperseg=n_fft, noverlap=n_fft - hop)

@@ -4,16 +4,16 @@
 * :func:`effect_sweep`: one knob at a time (others at their defaults), as a grid of small
   spectrograms or as descriptor curves (level, spectral centroid, distance from the dry clip).
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..audio import rms_db
 from ..effects.base import Effect
 from ..errors import EffectError
-
 from .style import EFFECT_COLORS, new_figure
 
 
@@ -42,14 +42,29 @@ def _params_for(effect: Effect, setting) -> tuple[np.ndarray, str]:
 
 
 def _show(ax, f, t, s, vmin, vmax, sr):
-    ax.imshow(s, origin="lower", aspect="auto", extent=(t[0], t[-1], f[0] / 1000, f[-1] / 1000),
-              vmin=vmin, vmax=vmax, cmap="magma", interpolation="nearest")
+    ax.imshow(
+        s,
+        origin="lower",
+        aspect="auto",
+        extent=(t[0], t[-1], f[0] / 1000, f[-1] / 1000),
+        vmin=vmin,
+        vmax=vmax,
+        cmap="magma",
+        interpolation="nearest",
+    )
     ax.set_ylim(0, sr / 2000)
 
 
-def effect_spectrograms(clip: np.ndarray, sr: int, effects: Mapping[str, Effect] | Sequence[Effect],
-                        settings: Sequence = (0.2, "default", 0.8), *, n_fft: int = 512, hop: int = 128,
-                        dynamic_range_db: float = 80.0):
+def effect_spectrograms(
+    clip: np.ndarray,
+    sr: int,
+    effects: Mapping[str, Effect] | Sequence[Effect],
+    settings: Sequence = (0.2, "default", 0.8),
+    *,
+    n_fft: int = 512,
+    hop: int = 128,
+    dynamic_range_db: float = 80.0,
+):
     """One clip through each effect at a few settings, as log-magnitude spectrograms.
 
     ``settings``: each a number (every knob set to it), ``"default"``, a parameter vector
@@ -83,8 +98,9 @@ def effect_spectrograms(clip: np.ndarray, sr: int, effects: Mapping[str, Effect]
             _, _, spec = _spec_db(y, sr, n_fft, hop)
             ax = axes[r, c]
             _show(ax, f, t, spec, vmin, vmax, sr)
-            ax.set_title(f"{e.name}: {label} ({rms_db(y) - dry_db:+.1f} dB)", fontsize=8,
-                         color=EFFECT_COLORS.get(e.key, "black"))
+            ax.set_title(
+                f"{e.name}: {label} ({rms_db(y) - dry_db:+.1f} dB)", fontsize=8, color=EFFECT_COLORS.get(e.key, "black")
+            )
         axes[r, 0].set_ylabel("kHz")
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
@@ -98,12 +114,24 @@ def _descriptors(y: np.ndarray, dry: np.ndarray, sr: int) -> dict[str, float]:
     mag, mag_dry = frame_spectrum(y, 1024, 512), frame_spectrum(dry, 1024, 512)
     centroid = float(spectral_centroid(y, sr)[0])
     lsd = float(np.sqrt(np.mean((20 * np.log10(mag + 1e-6) - 20 * np.log10(mag_dry + 1e-6)) ** 2)))
-    return {"level change (dB)": float(rms_db(y, axis=None)) - float(rms_db(dry, axis=None)), "spectral centroid (kHz)": centroid / 1000,
-            "log-spectral distance to dry (dB)": lsd}
+    return {
+        "level change (dB)": float(rms_db(y, axis=None)) - float(rms_db(dry, axis=None)),
+        "spectral centroid (kHz)": centroid / 1000,
+        "log-spectral distance to dry (dB)": lsd,
+    }
 
 
-def effect_sweep(effect: Effect, clip: np.ndarray, sr: int, n: int = 5, *, kind: str = "grid",
-                 n_fft: int = 512, hop: int = 128, dynamic_range_db: float = 80.0):
+def effect_sweep(
+    effect: Effect,
+    clip: np.ndarray,
+    sr: int,
+    n: int = 5,
+    *,
+    kind: str = "grid",
+    n_fft: int = 512,
+    hop: int = 128,
+    dynamic_range_db: float = 80.0,
+):
     """What each knob does: sweep one parameter over ``n`` values in [0, 1], others at defaults.
 
     ``kind="grid"``: rows = parameters, columns = values, small spectrograms.
@@ -158,8 +186,7 @@ def effect_sweep(effect: Effect, clip: np.ndarray, sr: int, n: int = 5, *, kind:
     return fig
 
 
-def example_structure(examples, i: int = 0, *, n_fft: int = 512, hop: int = 128,
-                      dynamic_range_db: float = 80.0):
+def example_structure(examples, i: int = 0, *, n_fft: int = 512, hop: int = 128, dynamic_range_db: float = 80.0):
     """One training example: x (clean A), y (effected A), y_ref (effected B) and its p.
 
     ``examples`` is a :class:`dafxlib.pairs.Examples`; the right panel shows the normalised
@@ -170,8 +197,7 @@ def example_structure(examples, i: int = 0, *, n_fft: int = 512, hop: int = 128,
     specs = [_spec_db(a, sr, n_fft, hop) for a in (x, y, y_ref)]
     vmax = max(s[2].max() for s in specs)
     fig, axes = new_figure(1, 4, width=10.0, row_height=2.4)
-    titles = ("x = clean half A (input)", "y = effected half A (target)",
-              "y_ref = effected half B (reference)")
+    titles = ("x = clean half A (input)", "y = effected half A (target)", "y_ref = effected half B (reference)")
     for ax, (f, t, s), title in zip(axes[0], specs, titles):
         _show(ax, f, t, s, vmax - dynamic_range_db, vmax, sr)
         ax.set_title(title)

@@ -1,7 +1,8 @@
 """Figures and tables of the evaluation stage (notebook 06)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,11 +20,15 @@ def _methods(table, methods: Sequence[str] | None) -> list[str]:
     return [m for m in METHODS if m in want and m in present]
 
 
-def metric_boxes(table, metric: str = "mrstft", methods: Sequence[str] | None = None,
-                 corpora: Sequence[str] | None = None):
+def metric_boxes(
+    table, metric: str = "mrstft", methods: Sequence[str] | None = None, corpora: Sequence[str] | None = None
+):
     """Box plots of per-clip ``metric``: one row per corpus, effects along x, one box per method."""
-    corpora = [c for c in (corpora or list(dict.fromkeys(table["corpus"])))
-               if np.isfinite(table[table.corpus == c][metric].to_numpy(float)).any()]
+    corpora = [
+        c
+        for c in (corpora or list(dict.fromkeys(table["corpus"])))
+        if np.isfinite(table[table.corpus == c][metric].to_numpy(float)).any()
+    ]
     methods = _methods(table, methods)
     effects = list(dict.fromkeys(table["effect"]))
     fig, axes = new_figure(max(1, len(corpora)), 1, width=11.0, row_height=2.8)
@@ -40,8 +45,9 @@ def metric_boxes(table, metric: str = "mrstft", methods: Sequence[str] | None = 
                     pos.append(i - 0.4 + width * (j + 0.5))
             if not data:
                 continue
-            bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False,
-                            manage_ticks=False)
+            bp = ax.boxplot(
+                data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False, manage_ticks=False
+            )
             for box in bp["boxes"]:
                 box.set(facecolor=METHOD_COLORS.get(method, "#999999"), alpha=0.85, linewidth=0.5)
             for k in ("medians", "whiskers", "caps"):
@@ -50,8 +56,10 @@ def metric_boxes(table, metric: str = "mrstft", methods: Sequence[str] | None = 
             ax.plot([], [], "s", color=METHOD_COLORS.get(method, "#999999"), label=method)
         ax.set_xticks(range(len(effects)), effects)
         ax.set_ylabel(M.LABELS.get(metric, metric))
-        ax.set_title(f"{corpus}: {M.LABELS.get(metric, metric)} per clip "
-                     f"({'higher' if metric in M.HIGHER_IS_BETTER else 'lower'} is better)")
+        ax.set_title(
+            f"{corpus}: {M.LABELS.get(metric, metric)} per clip "
+            f"({'higher' if metric in M.HIGHER_IS_BETTER else 'lower'} is better)"
+        )
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(methods), fontsize=7, frameon=False)
     return fig
@@ -79,14 +87,23 @@ def wins_figure(wins, method: str = "controller"):
 
     for r in wins.itertuples(index=False):
         i, j = effects.index(r.effect), corpora.index(r.corpus)
-        txt = (f"vs DN: {mark(r.vs_do_nothing_win, r.vs_do_nothing_significant)}\n"
-               f"vs R: {mark(r.vs_random_win, r.vs_random_significant)}")
+        txt = (
+            f"vs DN: {mark(r.vs_do_nothing_win, r.vs_do_nothing_significant)}\n"
+            f"vs R: {mark(r.vs_random_win, r.vs_random_significant)}"
+        )
         ax.text(j, i, txt, ha="center", va="center", fontsize=6.5)
     ax.set_xticks(range(len(corpora)), corpora)
-    ax.set_yticks(range(len(effects)), [f"{e}{'' if s else ' (unseen)'}" for e, s in
-                                        zip(effects, [bool(wins[wins.effect == e]["seen"].iloc[0]) for e in effects])])
-    ax.set_title(f"{method} vs do-nothing (DN) and random (R), paired MR-STFT\n"
-                 "(* = 95% interval of the paired difference below 0)")
+    ax.set_yticks(
+        range(len(effects)),
+        [
+            f"{e}{'' if s else ' (unseen)'}"
+            for e, s in zip(effects, [bool(wins[wins.effect == e]["seen"].iloc[0]) for e in effects])
+        ],
+    )
+    ax.set_title(
+        f"{method} vs do-nothing (DN) and random (R), paired MR-STFT\n"
+        "(* = 95% interval of the paired difference below 0)"
+    )
     plt.colorbar(im, ax=ax, label="item win rate vs do-nothing", shrink=0.8)
     return fig
 
@@ -105,9 +122,17 @@ def seen_unseen_figure(group_means, metric: str = "mrstft", methods: Sequence[st
                 v = sub[(sub.group == grp) & (sub.method == m)][metric]
                 vals.append(float(v.iloc[0]) if len(v) else np.nan)
             x = np.arange(len(methods)) + (k - 0.5) * 0.38
-            ax.bar(x, vals, width=0.36, color=[METHOD_COLORS.get(m, "#999") for m in methods],
-                   alpha=1.0 if grp == "seen" else 0.5, hatch=None if grp == "seen" else "//",
-                   edgecolor="#333333", linewidth=0.4, label=grp)
+            ax.bar(
+                x,
+                vals,
+                width=0.36,
+                color=[METHOD_COLORS.get(m, "#999") for m in methods],
+                alpha=1.0 if grp == "seen" else 0.5,
+                hatch=None if grp == "seen" else "//",
+                edgecolor="#333333",
+                linewidth=0.4,
+                label=grp,
+            )
         ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
         ax.set_title(f"{corpus}")
     axes[0, 0].set_ylabel(f"mean {M.LABELS.get(metric, metric)}")
@@ -143,8 +168,13 @@ def speech_music_figure(summary, metric: str = "mrstft", methods: Sequence[str] 
     from matplotlib.lines import Line2D
 
     effs = list(dict.fromkeys(summary["effect"]))
-    fig.legend([Line2D([], [], marker="o", linestyle="", color=effect_color(e)) for e in effs], effs,
-               loc="outside right center", fontsize=7, frameon=False)
+    fig.legend(
+        [Line2D([], [], marker="o", linestyle="", color=effect_color(e)) for e in effs],
+        effs,
+        loc="outside right center",
+        fontsize=7,
+        frameon=False,
+    )
     return fig
 
 

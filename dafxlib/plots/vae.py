@@ -1,20 +1,34 @@
 """Figures of notebooks 02 (VAE training) and 03 (beta tuning)."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .style import effect_color, new_figure
 
-__all__ = ["loss_curves", "reconstructions", "latent_scatter", "umap_figure", "umap_grid",
-           "interpolation_figure", "volume_figure", "param_sweep_figure", "domain_pairplot",
-           "sweep_table_figure", "sweep_summary_figure", "domain_colors"]
+__all__ = [
+    "loss_curves",
+    "reconstructions",
+    "latent_scatter",
+    "umap_figure",
+    "umap_grid",
+    "interpolation_figure",
+    "volume_figure",
+    "param_sweep_figure",
+    "domain_pairplot",
+    "sweep_table_figure",
+    "sweep_summary_figure",
+    "domain_colors",
+]
 
 
 def _img(ax, im, title=None, vmin=-3, vmax=3):
-    ax.imshow(np.asarray(im), origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma",
-              interpolation="nearest")
+    ax.imshow(
+        np.asarray(im), origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma", interpolation="nearest"
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -34,10 +48,16 @@ def loss_curves(history: Sequence[Mapping[str, float]], title: str = ""):
             k = max(1, len(v) // 30)
             if k > 1:
                 sm = np.convolve(v, np.ones(k) / k, mode="valid")
-                ax.plot(s[k - 1:], sm, color="#1f77b4", lw=1.5, label=f"train ({k}-step mean)")
+                ax.plot(s[k - 1 :], sm, color="#1f77b4", lw=1.5, label=f"train ({k}-step mean)")
         if val:
-            ax.plot([r["step"] for r in val], [r[f"val_{key}"] for r in val], "o-", color="#d62728",
-                    ms=3, label="validation (epoch)")
+            ax.plot(
+                [r["step"] for r in val],
+                [r[f"val_{key}"] for r in val],
+                "o-",
+                color="#d62728",
+                ms=3,
+                label="validation (epoch)",
+            )
         ax.set_xlabel("optimiser step")
         ax.set_title(label)
         if key == "kl" and train and "beta" in train[0]:
@@ -69,16 +89,30 @@ def reconstructions(rows: Sequence[Mapping[str, Any]]):
     return fig
 
 
-def latent_scatter(ax, xy: np.ndarray, labels: Sequence[str], seen: Sequence[str] = (), title: str = "",
-                   legend: bool = True, s: float = 6):
+def latent_scatter(
+    ax,
+    xy: np.ndarray,
+    labels: Sequence[str],
+    seen: Sequence[str] = (),
+    title: str = "",
+    legend: bool = True,
+    s: float = 6,
+):
     xy = np.asarray(xy)
     lab = np.asarray(labels)
     for k in dict.fromkeys(lab.tolist()):
         m = lab == k
         unseen = bool(seen) and k not in seen
-        ax.scatter(xy[m, 0], xy[m, 1], s=s if not unseen else s * 1.6, c=effect_color(k),
-                   marker="x" if unseen else "o", alpha=0.7, linewidths=0.8,
-                   label=f"{k}{' (unseen)' if unseen else ''}")
+        ax.scatter(
+            xy[m, 0],
+            xy[m, 1],
+            s=s if not unseen else s * 1.6,
+            c=effect_color(k),
+            marker="x" if unseen else "o",
+            alpha=0.7,
+            linewidths=0.8,
+            label=f"{k}{' (unseen)' if unseen else ''}",
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -106,8 +140,9 @@ def umap_grid(panels: Sequence[Mapping[str, Any]], seen: Sequence[str]):
     return fig
 
 
-def interpolation_figure(images, t: Sequence[float], title: str = "", channel: int = 1,
-                         ends: tuple[str, str] = ("A", "B")):
+def interpolation_figure(
+    images, t: Sequence[float], title: str = "", channel: int = 1, ends: tuple[str, str] = ("A", "B")
+):
     """Decoded spectrograms (one channel) along a latent line; t = 0 is ``ends[0]``."""
     images = np.asarray(images)
     fig, axes = new_figure(2, len(t), width=1.3 * len(t) + 1, row_height=1.6)
@@ -124,8 +159,11 @@ def volume_figure(result: Mapping[str, Any]):
     """Latent distance: same pair at several gains vs. same clip under different effects."""
     fig, axes = new_figure(1, 2, width=8.0, row_height=2.6)
     ax = axes[0, 0]
-    ax.bar(["same pair,\nother gains", "same clip,\nother effects"], [result["within"], result["across"]],
-           color=["#7f7f7f", "#1f77b4"])
+    ax.bar(
+        ["same pair,\nother gains", "same clip,\nother effects"],
+        [result["within"], result["across"]],
+        color=["#7f7f7f", "#1f77b4"],
+    )
     ax.set_ylabel("mean pairwise latent distance")
     ax.set_title(f"ratio {result['ratio']:.3f}")
     ax = axes[0, 1]
@@ -145,8 +183,16 @@ def param_sweep_figure(latents: Mapping[str, np.ndarray], effect: str):
         z = np.asarray(latents[n]).T  # (D, n_values)
         lim = max(1e-6, float(np.abs(z).max()))
         ax = axes[0, j]
-        ax.imshow(z, aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim, origin="lower",
-                  extent=(0, 1, -0.5, z.shape[0] - 0.5), interpolation="nearest")
+        ax.imshow(
+            z,
+            aspect="auto",
+            cmap="coolwarm",
+            vmin=-lim,
+            vmax=lim,
+            origin="lower",
+            extent=(0, 1, -0.5, z.shape[0] - 0.5),
+            interpolation="nearest",
+        )
         ax.set_title(n, fontsize=8)
         ax.set_xlabel(f"{n} (normalised)")
         if j == 0:
@@ -164,8 +210,9 @@ def domain_colors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return mcolors.hsv_to_rgb(hsv)
 
 
-def domain_pairplot(z: np.ndarray, p: np.ndarray, param_names: Sequence[str], dims: Sequence[int],
-                    pair: tuple[int, int], effect: str):
+def domain_pairplot(
+    z: np.ndarray, p: np.ndarray, param_names: Sequence[str], dims: Sequence[int], pair: tuple[int, int], effect: str
+):
     """Lower-triangle pair-plot of latent ``dims``, points domain-coloured by two parameters."""
     z, p = np.asarray(z), np.asarray(p)
     k = len(dims)
@@ -203,9 +250,22 @@ def domain_pairplot(z: np.ndarray, p: np.ndarray, param_names: Sequence[str], di
     return fig
 
 
-def sweep_table_figure(table, columns: Sequence[str] = ("mode", "beta", "latent_dim", "recon", "recon_effected", "kl",
-                                                         "active_units", "probe_seen", "probe_unseen",
-                                                         "mi_mean"), selected: str | None = None):
+def sweep_table_figure(
+    table,
+    columns: Sequence[str] = (
+        "mode",
+        "beta",
+        "latent_dim",
+        "recon",
+        "recon_effected",
+        "kl",
+        "active_units",
+        "probe_seen",
+        "probe_unseen",
+        "mi_mean",
+    ),
+    selected: str | None = None,
+):
     """The sweep comparison table drawn as a figure (selected row highlighted)."""
     cols = [c for c in columns if c in table.columns]
     cells = []
@@ -250,4 +310,3 @@ def sweep_summary_figure(table):
         ax.set_title(t)
     axes[0, 0].legend(fontsize=7)
     return fig
-

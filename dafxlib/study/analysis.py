@@ -86,7 +86,9 @@ def unpaired_comparison(
         ra, rb = cells[(e, d, a)], cells[(e, d, b)]
         va, vb = ra[np.isfinite(ra)], rb[np.isfinite(rb)]
         raw, raw_lo, raw_hi = mean_diff_ci(va, vb, n_resamples, seed=mix_seed(seed, e, d, a, b, metric), level=level)
-        diff, lo, hi = (sign * raw, sign * raw_lo, sign * raw_hi) if sign > 0 else (sign * raw, sign * raw_hi, sign * raw_lo)
+        diff, lo, hi = (
+            (sign * raw, sign * raw_lo, sign * raw_hi) if sign > 0 else (sign * raw, sign * raw_hi, sign * raw_lo)
+        )
         p = float(stats.ttest_ind(va, vb, equal_var=False).pvalue)
         rows.append(
             {
