@@ -100,6 +100,12 @@ class Examples:
             None if self.features is None else self.features[idx],
         )
 
+    def feature_matrix(self) -> np.ndarray:
+        """The controller features (n, D); a clear error where none were computed."""
+        if self.features is None:
+            raise DatasetError(f"examples of {self.effect!r} carry no controller features (use dafxlib.e2e.load_data)")
+        return self.features
+
     def identity(self) -> str:
         """A short hash of the settings, a stride of the clean audio and the features (cache keys)."""
         f32 = np.float32

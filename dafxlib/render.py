@@ -305,6 +305,13 @@ class _ProcessBatch:
                 self.failed[i] = "render failed (its worker ended before reporting why)"
 
 
+def _shm_name(shared: _Shared) -> str:
+    """The name of a live shared-memory block (its buffer exists once the pool started)."""
+    if shared.shm is None:
+        raise RenderPoolError("render pool shared memory is gone (the pool was closed)")
+    return str(shared.shm.name)
+
+
 class RenderPool:
     """Render batches through ``effect`` at ``sample_rate`` with ``workers`` parallel workers.
 
@@ -503,7 +510,7 @@ class RenderPool:
         shared_out = self._shared[1].view(b, n_out)
         status = self._shared[2].view(b)
         status[:] = QUEUED
-        head = (tuple(sh.shm.name for sh in self._shared), b, n_in, n_out)
+        head = (tuple(_shm_name(sh) for sh in self._shared), b, n_in, n_out)
         out = np.empty((b, n_out), dtype=np.float32)
         for k, w in enumerate(self._procs):
             if w.busy or not w.proc.is_alive():

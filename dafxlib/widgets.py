@@ -27,11 +27,16 @@ import time
 import wave
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .errors import ConfigError, DafxError
 from .spectrogram import spectrum_image
+
+if TYPE_CHECKING:
+    from .effects.base import Effect
+    from .plane import LatentPlane
 
 
 @dataclass
@@ -60,8 +65,8 @@ class ControlSurface:
 
     def __init__(
         self,
-        planes: Mapping[str, object],
-        effects: Mapping[str, object],
+        planes: Mapping[str, LatentPlane],
+        effects: Mapping[str, Effect],
         clips: Mapping[str, np.ndarray],
         sample_rate: int,
         *,
@@ -96,7 +101,7 @@ class ControlSurface:
         cls,
         profile,
         *,
-        planes: Mapping[str, object] | None = None,
+        planes: Mapping[str, LatentPlane] | None = None,
         effect_keys: Sequence[str] | None = None,
         corpus=None,
         n_clips: int = 4,
@@ -228,13 +233,16 @@ class ControlSurface:
 
 def measure_latency(
     surface: ControlSurface, *, n_moves: int = 50, seed: int = 0, margin: float = 0.1
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Time ``n_moves`` random moves (map + render + spectrogram), cycling through the
     effects (switching is not timed). Points are uniform over the settings' bounding box
     widened by ``margin``, so some are clamped, as real clicks would be."""
     rng = np.random.default_rng(seed)
     keys = surface.effect_keys
-    lat, parts, per_effect, n_clamped = [], {"map": [], "render": [], "spectrogram": []}, {}, 0
+    lat: list[float] = []
+    parts: dict[str, list[float]] = {"map": [], "render": [], "spectrogram": []}
+    per_effect: dict[str, list[float]] = {}
+    n_clamped = 0
     for i in range(n_moves):
         k = keys[i % len(keys)]
         if surface.key != k:
@@ -284,7 +292,7 @@ def measure_draw(surface: ControlSurface, *, n_moves: int = 20, seed: int = 0, f
         u = surface.move_to(rng.uniform(lo, hi))
         t = time.perf_counter()
         view.update(u)
-        frame = np.asarray(fig.canvas.buffer_rgba())
+        frame = np.asarray(cast(Any, fig.canvas).buffer_rgba())  # an Agg-based canvas
         with _io.BytesIO() as png:
             Image.fromarray(frame).save(png, format="png", compress_level=1)  # as full_frames sends it
         times.append(time.perf_counter() - t)
@@ -434,7 +442,8 @@ class Explorer:
                 self.status,
             ]
         )
-        self.apply(surface.last)
+        if surface.last is not None:
+            self.apply(surface.last)
 
     def _ipython_display_(self):
         from IPython.display import display

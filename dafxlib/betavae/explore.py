@@ -131,7 +131,7 @@ def volume_check(
             for e in keys
         ]
         effect_groups.append(encoder.embed(np.stack([xc] * len(keys)), np.stack(ys)))
-    res = probes.latent_distance_ratio(gain_groups, effect_groups)
+    res: dict[str, Any] = dict(probes.latent_distance_ratio(gain_groups, effect_groups))
     res["gains_db"] = list(map(float, gains_db))
     res["shift_by_gain"] = np.mean(shifts, 0).tolist()
     return res

@@ -75,7 +75,13 @@ class ProbeResult:
 
 
 def probe(
-    z_train: np.ndarray, y_train: Sequence, z_test: np.ndarray, y_test: Sequence, *, seed: int = 0, C: float = 1.0
+    z_train: np.ndarray,
+    y_train: Sequence | np.ndarray,
+    z_test: np.ndarray,
+    y_test: Sequence | np.ndarray,
+    *,
+    seed: int = 0,
+    C: float = 1.0,
 ) -> ProbeResult:
     """Logistic-regression effect probe: fit on (z_train, y_train), score on the test set."""
     from sklearn.linear_model import LogisticRegression

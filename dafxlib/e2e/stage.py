@@ -62,7 +62,7 @@ def evaluate_test(
     p_hat: dict[str, np.ndarray] = {}
     y_hats: dict[str, np.ndarray] = {}
     for sig, pred in predictors.items():
-        p = pred.predict_features(test.features)
+        p = pred.predict_features(test.feature_matrix())
         y_hat = _render(effect, test.x, p, sr, workers)
         out[sig] = score(effect, test, p, sr, workers, y_hat=y_hat)
         p_hat[sig] = p
@@ -204,7 +204,7 @@ def results_numbers(results: Mapping[str, EffectResult]) -> dict[str, float]:
     return out
 
 
-def beats_baselines(results: Mapping[str, EffectResult], signal: str | None = None) -> dict[str, dict[str, bool]]:
+def beats_baselines(results: Mapping[str, EffectResult], signal: str | None = None) -> dict[str, dict[str, Any]]:
     """Per effect: does the chosen signal's controller beat do-nothing and random on test MR-STFT,
     and the constant-0.5 guess on parameter MAE? ``signal=None`` uses the validation choice."""
     out = {}

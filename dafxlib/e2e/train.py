@@ -52,8 +52,9 @@ def _lightning_module_class():
             self.lr = float(lr)
             self.weight_decay = float(weight_decay)
             self.l1_weight = float(l1_weight)
+            self.layer: Any
             object.__setattr__(self, "layer", layer)  # not a submodule: no state, holds a pool
-            self.audio_loss = audio_loss_fn(loss_fft_sizes, loss_hop_fraction)
+            self.audio_loss: Any = audio_loss_fn(loss_fft_sizes, loss_hop_fraction)
 
         def _loss(self, batch, train: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             feats, p = batch[0], batch[1]
@@ -294,11 +295,11 @@ def _train_controller(
             )
 
     t0 = time.perf_counter()
-    model = _new_model(train.features.shape[1], effect.n_params, profile, seed)
+    model = _new_model(train.feature_matrix().shape[1], effect.n_params, profile, seed)
     if warm_start is not None:
         model.load_state_dict(warm_start.predictor.model.state_dict())
     else:
-        model.set_standardisation(train.features)
+        model.set_standardisation(train.feature_matrix())
     mode = "regression" if signal == "regression" else "audio"
     epochs = cfg.regression_epochs if mode == "regression" else cfg.spsa_epochs
     lr = cfg.spsa_lr if signal == "both" else cfg.lr  # fine-tuning takes the smaller step
@@ -372,7 +373,7 @@ def _train_controller(
         model.load_state_dict(warm_start.predictor.model.state_dict())
     model.eval()
     pred = ControllerPredictor(model, feats_obj, key, signal, effect.param_names)
-    p_val = pred.predict_features(val.features)
+    p_val = pred.predict_features(val.feature_matrix())
     sc = score(effect, val, p_val, sr, workers)
     val_scores = {"mrstft": float(np.nanmean(sc["mrstft"])), "param_mae": float(np.mean(sc["param_mae"]))}
     history = warm_rows + read_log(run_dir)

@@ -54,14 +54,14 @@ def evaluate_cell(
     reports: dict[str, M.MetricReport] = {}
     outputs: dict[str, MethodOutput] = {}
     scored: dict[str, tuple] = {}
-    src = None
+    src = ""
     order = [m for m in methods if m != "controller"] + (["controller"] if "controller" in methods else [])
     for method in order:
         if method == "controller":
-            src = f"controller_{best_signal}" if best_signal else None
+            src = f"controller_{best_signal}" if best_signal else ""
             if src not in outputs:
                 try:
-                    if src is None:
+                    if not src:
                         raise MissingArtifactError("no best signal known; run notebook 04_end_to_end")
                     with single_thread():
                         outputs[src] = run_method(src, es, pool, n_params, predictors=predictors, seed=seed)
@@ -106,7 +106,7 @@ def evaluate_cell(
             scored[key] = (vals, rep, reasons, silent)
         reports[method] = rep
         for i in range(len(es)):
-            row = {
+            row: dict[str, Any] = {
                 "corpus": es.corpus,
                 "effect": es.effect,
                 "seen": seen,

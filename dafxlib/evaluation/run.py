@@ -23,7 +23,8 @@ def _load_predictors(profile: Profile, effect_key: str, methods: Sequence[str], 
     want = {m.split("_", 1)[1] for m in methods if m.startswith("controller_")}
     if "controller" in methods:
         want |= set(SIGNALS)
-    preds, best = {}, None
+    preds: dict[str, Any] = {}
+    best: str | None = None
     if not want:
         return preds, best
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def win_table(
     cells = table[["corpus", "effect"]].drop_duplicates().itertuples(index=False)
     for corpus, effect in cells:
         seen = table[(table.corpus == corpus) & (table.effect == effect)]["seen"].iloc[0]
-        row = {"corpus": corpus, "effect": effect, "seen": seen}
+        row: dict[str, Any] = {"corpus": corpus, "effect": effect, "seen": seen}
         for other in against:
             a, b = paired(table, (corpus, effect), method, other, metric)
             key = f"vs_{other}"
@@ -93,7 +94,7 @@ def win_table(
                     f"{other}_mean": float(b.mean()),
                     f"{key}_win": bool(d.mean() < 0),
                     f"{key}_win_rate": float(np.mean((d < 0) + 0.5 * (d == 0))),
-                    f"{key}_significant": bool(hi < 0),
+                    f"{key}_significant": bool(hi is not None and hi < 0),
                     f"{key}_n": int(a.size),
                 }
             )

@@ -284,7 +284,7 @@ class ControllerPredictor:
     def __init__(
         self,
         model: ControllerMLP,
-        features: ControllerFeatures,
+        features: ControllerFeatures | None,
         effect_key: str,
         signal: str,
         param_names: Sequence[str] = (),
@@ -310,8 +310,10 @@ class ControllerPredictor:
         """Normalised parameters (B, P) that should make effect(x) sound like y_ref."""
         x = np.asarray(x, dtype=np.float32)
         single = x.ndim == 1
+        if self.features is None:
+            raise ConfigError(f"controller {self.effect_key}/{self.signal} was loaded without a feature extractor")
         p = self.predict_features(self.features(x, y_ref))
         return p[0] if single else p
 
     def __repr__(self) -> str:
-        return f"<ControllerPredictor {self.effect_key}/{self.signal} P={self.n_params} blocks={self.features.blocks}>"
+        return f"<ControllerPredictor {self.effect_key}/{self.signal} P={self.n_params} blocks={getattr(self.features, 'blocks', None)}>"

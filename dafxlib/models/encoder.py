@@ -246,7 +246,7 @@ def load_selected_encoder(profile, device: str | torch.device | None = None) -> 
         from ..training import resolve_device
 
         device = resolve_device(profile.runtime.device)
-    enc = AudioEncoder.load(ckpt, device=device)
+    enc = AudioEncoder.load(ckpt, device=str(device))
     if enc.sample_rate != profile.data.sample_rate or enc.n_samples != profile.half_samples:
         raise ConfigError(
             f"the selected encoder works on {enc.n_samples} samples at {enc.sample_rate} Hz, "

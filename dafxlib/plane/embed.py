@@ -118,6 +118,8 @@ def embed_settings(
             z_sum[s : s + p.shape[0]] += emb
             for k, v in descriptors(y, sample_rate).items():
                 desc_sum[k][s : s + p.shape[0]] += v
+    if z_sum is None:
+        raise EffectError(f"{effect.name}: no settings were embedded (no clips given?)")
     keep = ok_all & np.all(np.isfinite(z_sum), axis=1)
     if not keep.any():
         raise EffectError(

@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ class KernelDecoder:
         if not bandwidth > 0:
             raise ConfigError(f"bandwidth must be positive, got {bandwidth}")
         self.bandwidth = float(bandwidth)
+        #: leave-one-out MAE of the chosen bandwidth, and per candidate multiple (set by :meth:`fit`)
+        self.loo_mae = float("nan")
+        self.loo_curve: dict[float, float] = {}
 
     @classmethod
     def fit(cls, points: np.ndarray, params01: np.ndarray) -> KernelDecoder:
@@ -40,7 +44,7 @@ class KernelDecoder:
         np.fill_diagonal(d2, np.inf)
         nn = np.sqrt(d2.min(axis=1))
         base = float(np.median(nn[np.isfinite(nn)])) or 1e-3
-        best, best_err, errs = None, np.inf, {}
+        best, best_err, errs = base, np.inf, {}
         for m in cls.MULTIPLES:
             h = base * m
             logw = -d2 / (2 * h * h)
@@ -81,7 +85,7 @@ class LatentPlane:
     support_radius: float
     bandwidth: float
     meta: dict = field(default_factory=dict)
-    model: object | None = None  #: the fitted umap.UMAP (None when loaded without it)
+    model: Any = None  #: the fitted umap.UMAP (None when loaded without it)
     #: UMAP sees ``(z - z_center) / z_scale`` (one scalar: the geometry is unchanged, but
     #: umap-learn's inverse_transform, whose SGD step is scale-blind, gets unit-scale data)
     z_center: np.ndarray | None = None

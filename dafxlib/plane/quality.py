@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -182,10 +183,10 @@ def plane_quality(
     sample_rate: int | None = None,
     seed: int = 0,
     workers: int = 2,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """All quality numbers of one plane as a flat dict (number keys under ``latent.<effect>``)."""
     cov = coverage(plane)
-    q = {
+    q: dict[str, Any] = {
         "smoothness": smoothness(plane, seed=seed),
         "coverage": cov["coverage"],
         "coverage_range": cov["coverage_range"],

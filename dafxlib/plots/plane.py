@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .style import EFFECT_COLORS, apply, effect_color, new_figure
+
+if TYPE_CHECKING:
+    from ..plane import LatentPlane
 
 SEEN = ("overdrive", "delay", "ringmod", "dynamics")
 
@@ -31,9 +35,9 @@ def plot_planes_by_effect(points: np.ndarray, labels: Sequence[str]):
     """One UMAP of every effect's setting embeddings, coloured by effect (seen: dots, unseen: triangles)."""
     fig, axes = new_figure(1, 1, width=6.0, row_height=5.0)
     ax = axes[0, 0]
-    labels = np.asarray(labels)
-    for key in dict.fromkeys(labels):
-        m = labels == key
+    lab = np.asarray(labels)
+    for key in dict.fromkeys(lab.tolist()):
+        m = lab == key
         ax.scatter(
             points[m, 0],
             points[m, 1],
@@ -50,7 +54,7 @@ def plot_planes_by_effect(points: np.ndarray, labels: Sequence[str]):
     return fig
 
 
-def plot_planes_by_parameter(planes: Mapping[str, object], *, res: int = 40, max_dots: int = 150, seed: int = 0):
+def plot_planes_by_parameter(planes: Mapping[str, LatentPlane], *, res: int = 40, max_dots: int = 150, seed: int = 0):
     """Per effect (rows) and parameter (columns): the decoder's parameter field over the
     plane's support (image) with the embedded settings' true values on top (dots, same
     scale; at most ``max_dots`` per effect, a seeded subsample, to keep the figure light)."""
@@ -166,7 +170,7 @@ def plot_grid_latent(plane, *, dims: int = 4):
     return fig
 
 
-def plot_spectrogram_grid(plane, updates: Sequence[object], n: int, sample_rate: int):
+def plot_spectrogram_grid(plane, updates: Sequence[Any], n: int, sample_rate: int):
     """Spectrograms rendered at an ``n x n`` lattice of plane points (left: where they are)."""
     fig = new_figure(1, 1, width=1.4 * n + 2.6, row_height=1.05 * n)[0]
     fig.clear()
@@ -285,7 +289,7 @@ def plot_quality(quality: Mapping[str, Mapping[str, float]]):
     return fig
 
 
-def plot_latency(latency: Mapping[str, object], inverse_ms: float, *, target_ms: float = 100.0):
+def plot_latency(latency: Mapping[str, Any], inverse_ms: float, *, target_ms: float = 100.0):
     """Per-move latency (map + render + spectrogram) against one UMAP inverse_transform call."""
     fig, axes = new_figure(1, 1, width=6.0, row_height=2.6)
     ax = axes[0, 0]

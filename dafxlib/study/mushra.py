@@ -126,8 +126,8 @@ def summarise(df: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd
                 "q1": float(q1),
                 "q3": float(q3),
                 "mean": float(v.mean()),
-                "mean_lo": float(lo),
-                "mean_hi": float(hi),
+                "mean_lo": float("nan") if lo is None else float(lo),
+                "mean_hi": float("nan") if hi is None else float(hi),
             }
         )
     return pd.DataFrame(rows)
