@@ -281,8 +281,9 @@ def spectral_centroid(audio, sample_rate: int) -> np.ndarray:
 
 
 def _centroid_chunk(torch, chunk: np.ndarray, n_fft: int, hop: int, win, freqs) -> np.ndarray:
-    x = torch.from_numpy(chunk.astype(np.float32))
-    mag = torch.stft(x, n_fft, hop, n_fft, win, center=True, return_complex=True).abs()  # (B,F,T)
+    from .spectrogram import stft_magnitude
+
+    mag = stft_magnitude(chunk.astype(np.float32), n_fft, hop, pad_mode="reflect")  # (B,F,T)
     total = mag.sum(dim=1)
     frame_power = (mag**2).sum(dim=1) / (win.pow(2).sum() * n_fft / 2)
     ok = (frame_power > SILENCE_RMS**2) & (total > 0)

@@ -69,8 +69,11 @@ def _window(n_fft: int, device=None) -> torch.Tensor:
     return torch.hann_window(n_fft, periodic=True, device=device)
 
 
-def stft_magnitude(audio: Any, n_fft: int, hop: int) -> torch.Tensor:
-    """|STFT| of (B, N) or (N,) audio -> (B, n_fft//2+1, N//hop+1) (or without the batch axis)."""
+def stft_magnitude(audio: Any, n_fft: int, hop: int, *, pad_mode: str = "constant") -> torch.Tensor:
+    """|STFT| of (B, N) or (N,) audio -> (B, n_fft//2+1, N//hop+1) (or without the batch axis).
+
+    Periodic Hann window, centred frames; the ends are padded with zeros (``pad_mode="constant"``,
+    the VAE's images) or mirrored (``"reflect"``, the spectral-centroid metric)."""
     if n_fft < 8 or hop < 1 or hop > n_fft:
         raise ConfigError(f"bad STFT settings n_fft={n_fft}, hop={hop} (need n_fft >= 8, 1 <= hop <= n_fft)")
     t, single = _as_batch(audio)
@@ -80,7 +83,7 @@ def stft_magnitude(audio: Any, n_fft: int, hop: int) -> torch.Tensor:
         hop_length=hop,
         window=_window(n_fft, t.device),
         center=True,
-        pad_mode="constant",
+        pad_mode=pad_mode,
         return_complex=True,
     )
     mag = X.abs()
