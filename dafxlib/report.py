@@ -56,7 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from . import paths, provenance, storage
+from .effects import ALL as EFFECT_ORDER
+from .effects import SEEN as SEEN_EFFECTS
 from .errors import MissingArtifactError
+from .evaluation.methods import METHODS as METHOD_ORDER
 
 MISSING_MARKER = "MISSING: run notebook"
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z]+)\s*:\s*([^|}]+?)\s*(?:\|\s*([^}]*?)\s*)?\}\}")
@@ -91,20 +94,7 @@ INCLUDE_RE = re.compile(r"\{\{\s*include\s*:\s*([a-z0-9_]+)\s*\}\}")
 #: the heading that starts the appendix (the body before it is what a reader reads)
 APPENDIX_HEADING = "## Appendix"
 TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "oracle")
-EFFECT_ORDER = ("overdrive", "delay", "ringmod", "dynamics", "combo", "ambience", "flanger", "multiband", "leslie")
 CORPUS_ORDER = ("speech", "vctk", "daps", "music", "musdb18", "user")
-SEEN_EFFECTS = ("overdrive", "delay", "ringmod", "dynamics")
-METHOD_ORDER = (
-    "do_nothing",
-    "random",
-    "mean_params",
-    "controller_audio",
-    "controller_regression",
-    "controller_both",
-    "controller",
-    "ito",
-    "oracle",
-)
 
 
 def template_path() -> Path:
