@@ -9,7 +9,8 @@ resolves a name plus dotted-key overrides; unknown names or keys raise
 The three profiles:
 
 - ``smoke``   the whole pipeline in a few minutes on 2 CPU cores; values meaningless.
-- ``default`` embedded corpus, portable effects, meaningful results on a 2-core laptop.
+- ``default`` embedded corpus, meaningful results on a 2-core laptop; the study's mda effects
+  where the plugins are found, else the portable stand-ins (``effects.effect_set = "auto"``).
 - ``paper``   the study's datasets, STFT (n_fft 4096, hop 1024), mda effects, GPU scale.
 """
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import paths
 from .errors import ConfigError
 from .seeding import stable_hash
 
@@ -35,6 +37,8 @@ MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 768_000
 #: effect sets dafxlib.effects provides
 EFFECT_SETS: tuple[str, ...] = ("portable", "mda")
+#: what ``effects.effect_set`` accepts: a set, or "auto" (resolved when the profile is made)
+EFFECT_SET_CHOICES: tuple[str, ...] = ("auto", *EFFECT_SETS)
 
 
 def _c(default: Any, **rules: Any) -> Any:
@@ -77,8 +81,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EffectsConfig:
-    #: "portable" (pip only) or "mda" (Debian's mda-lv2 plugins)
-    effect_set: str = _c("portable", choices=EFFECT_SETS)
+    #: "portable" (pip only), "mda" (Debian's mda-lv2 plugins, the study's), or "auto": mda where
+    #: the plugins are found (``paths.mda_found``), else portable. A resolved profile always holds
+    #: a concrete set (:func:`resolve_effect_set`), so cache keys and numbers name the set used.
+    effect_set: str = _c("auto", choices=EFFECT_SET_CHOICES)
     workers: int = _c(2, min=1)
 
 
@@ -282,6 +288,8 @@ class Profile:
 
 _SMOKE = Profile(
     name="smoke",
+    # the tests' whole-pipeline run: the portable set on every machine (the mda set has its own tests)
+    effects=EffectsConfig(effect_set="portable"),
     data=DataConfig(half_seconds=0.5, n_speech=10, n_music=10),
     spec=SpecConfig(n_fft=256, hop=128, n_bins=64),
     vae=VAEConfig(
@@ -524,7 +532,27 @@ def apply_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Pr
             section = getattr(profile, parts[0])
             new = _coerce(value, _hints(type(section))[parts[1]], key)
             profile = replace(profile, **{parts[0]: replace(section, **{parts[1]: new})})
-    return validate(profile)
+    return validate(resolve_effect_set(profile))
+
+
+def effect_set_reason(requested: str) -> tuple[str, str]:
+    """The concrete effect set for ``requested`` and why: ("mda", "...") or ("portable", "...")."""
+    if requested != "auto":
+        return requested, "chosen by the profile or an override"
+    if paths.mda_found():
+        return "mda", f"auto: the study's mda plugins were found at {paths.mda_bundle()}"
+    return "portable", (
+        "auto: the mda plugins were not found (./run_all.sh --setup-only tries to get them), "
+        "so the portable stand-ins are used"
+    )
+
+
+def resolve_effect_set(profile: Profile) -> Profile:
+    """``profile`` with an ``auto`` effect set replaced by the set this machine can run."""
+    if profile.effects.effect_set != "auto":
+        return profile
+    chosen, _ = effect_set_reason("auto")
+    return replace(profile, effects=replace(profile.effects, effect_set=chosen))
 
 
 def get_profile(name: str | Profile = "default", overrides: Mapping[str, Any] | None = None) -> Profile:

@@ -9,6 +9,7 @@ Environment variables ``DAFX_BUILD_DIR`` and ``DAFX_OUTPUT_DIR`` move both.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .errors import MissingArtifactError
@@ -75,3 +76,41 @@ def require_artifact(profile: str, name: str, made_by: str) -> Path:
             f"{made_by} first, e.g. ./run_all.sh --profile {profile} --only {made_by[:2]}"
         )
     return p
+
+
+#: where Debian/Ubuntu put the study's mda-lv2 bundle; ``$DAFX_MDA_LV2`` overrides
+MDA_DEFAULT_BUNDLE = "/usr/lib/lv2/mda.lv2"
+MDA_BUNDLE_NAME = "mda.lv2"
+
+
+def lv2_search_dirs() -> list[Path]:
+    """LV2 folders searched for ``mda.lv2``, first match wins.
+
+    ``$LV2_PATH`` (colon-separated, the LV2 convention), then the running environment's own
+    ``<sys.prefix>/lib/lv2`` (where ``python -m dafxlib.effects.install`` unpacks the plugins
+    without root), then the system folders Debian/Ubuntu and source builds use.
+    """
+    dirs = [Path(d).expanduser() for d in os.environ.get("LV2_PATH", "").split(os.pathsep) if d]
+    dirs += [Path(sys.prefix) / "lib" / "lv2", Path(MDA_DEFAULT_BUNDLE).parent, Path("/usr/local/lib/lv2")]
+    out: list[Path] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def mda_bundle() -> Path:
+    """The mda.lv2 bundle to use: ``$DAFX_MDA_LV2`` when set (used as is, even if missing),
+    else the first :func:`lv2_search_dirs` folder holding one, else :data:`MDA_DEFAULT_BUNDLE`."""
+    forced = os.environ.get("DAFX_MDA_LV2")
+    if forced:
+        return Path(forced)
+    for d in lv2_search_dirs():
+        if (d / MDA_BUNDLE_NAME / "manifest.ttl").is_file():
+            return d / MDA_BUNDLE_NAME
+    return Path(MDA_DEFAULT_BUNDLE)
+
+
+def mda_found() -> bool:
+    """True when an mda-lv2 bundle is found (the ``auto`` effect set then means ``mda``)."""
+    return (mda_bundle() / "manifest.ttl").is_file()

@@ -16,7 +16,8 @@ Placeholder syntax (double braces, spaces optional):
   (every number notebook NN recorded), ``provenance`` (notebook wall times).
 - ``{{ text:NN_name }}``: a Markdown fragment a notebook wrote with :func:`write_fragment`
   (e.g. a discussion whose sentences depend on the results; its numbers come from code).
-- ``{{ meta:profile }}``, ``{{ meta:seed }}``, ``{{ meta:commit }}``, ``{{ meta:date }}``.
+- ``{{ meta:profile }}``, ``{{ meta:seed }}``, ``{{ meta:commit }}``, ``{{ meta:date }}``,
+  ``{{ meta:effects }}`` (the effect set that made the run: ``effects.set`` in numbers.json).
 - ``{{ include:NAME }}``: the file ``report/NAME.md`` inlined and rendered the same way (its
   placeholders, figures and numbering join the report's); a short note if the file is absent.
 - ``{{ ref:NAME }}``: "Figure N", the number the figure ``NAME`` gets where it is placed.
@@ -382,10 +383,13 @@ def _meta(src: Sources, key: str) -> str | None:
     if key == "commit":
         commits = Counter(str(st.get("commit")) for st in src.stamps.values() if "commit" in st)
         return commits.most_common(1)[0][0] if commits else None
+    if key == "effects":
+        entry = src.numbers.get("effects.set")
+        return str(entry) if entry is not None else None
     if key == "date":
         times = sorted(str(st.get("time")) for st in src.stamps.values() if st.get("time"))
         return times[-1][:10] if times else _dt.date.today().isoformat()
-    raise ValueError(f"unknown meta key {key!r} (profile, seed, commit, date)")
+    raise ValueError(f"unknown meta key {key!r} (profile, seed, commit, effects, date)")
 
 
 def expand_includes(text: str, base: Path | None = None, depth: int = 0) -> str:

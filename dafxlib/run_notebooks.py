@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import paths, provenance, storage
-from .config import get_profile, parse_overrides
+from .config import PROFILES, effect_set_reason, get_profile, parse_overrides
 from .errors import ConfigError, DafxError
 from .run_progress import ENGINE as PROGRESS_ENGINE
 from .run_progress import LiveProgress
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         overrides = _absolute_paths(parse_overrides(args.set))
-        get_profile(args.profile, overrides)
+        prof = get_profile(args.profile, overrides)
         stages = select_stages(args.only, args.start)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             if cache.exists():
                 shutil.rmtree(cache)
                 print(f"rebuild: deleted {cache}")
+        # the first line says which effects make this run, and why (issue: never a silent fallback)
+        _, why = effect_set_reason(str(overrides.get("effects.effect_set", PROFILES[args.profile].effects.effect_set)))
+        print(f"effects: the {prof.effects.effect_set} set ({why})")
         print(f"profile {args.profile}; notebooks {' '.join(stages)}; outputs in {paths.output_dir(args.profile)}")
         rc = run(args.profile, stages, overrides)
         if rc == 0 and not args.no_report:

@@ -10,7 +10,27 @@ def test_three_profiles_exist():
     assert set(PROFILES) == {"smoke", "default", "paper"}
     assert get_profile("paper").spec.n_fft == 4096 and get_profile("paper").spec.hop == 1024
     assert get_profile("paper").effects.effect_set == "mda"
-    assert get_profile("default").effects.effect_set == "portable"
+    assert get_profile("smoke").effects.effect_set == "portable"
+
+
+@pytest.mark.parametrize("found", [True, False])
+def test_default_profile_takes_the_mda_set_where_the_plugins_are_found(found, tmp_path, monkeypatch):
+    """``auto`` resolves when the profile is made: mda with the plugins, portable without; the
+    resolved profile names the concrete set (so cache keys and numbers say which made them)."""
+    bundle = tmp_path / "lv2" / "mda.lv2"
+    if found:
+        bundle.mkdir(parents=True)
+        (bundle / "manifest.ttl").write_text("")
+    monkeypatch.setenv("DAFX_MDA_LV2", str(bundle))
+    assert PROFILES["default"].effects.effect_set == "auto"
+    prof = get_profile("default")
+    assert prof.effects.effect_set == ("mda" if found else "portable")
+    assert get_profile("default", {"effects.effect_set": "auto"}) == prof
+    # an explicit choice is kept whatever is installed, and changes the run's identity
+    assert get_profile("default", {"effects.effect_set": "portable"}).effects.effect_set == "portable"
+    assert get_profile("default", {"effects.effect_set": "mda"}).effects.effect_set == "mda"
+    other = "portable" if found else "mda"
+    assert get_profile("default", {"effects.effect_set": other}).hash() != prof.hash()
 
 
 def test_unknown_profile_lists_valid_ones():

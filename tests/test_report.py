@@ -114,6 +114,8 @@ def fake_run(tmp_path, monkeypatch):
     for nn, name in STAGES:
         provenance.start_notebook(name, "smoke")
         provenance.save_figure(fig, f"{nn}_example")
+        if nn == "01":
+            provenance.record_number("effects.set", "portable")
         for f in sorted(set(refs.get("fig", [])) | (notebook_06_figures() if nn == "06" else set())):
             if f.startswith(nn):
                 provenance.save_figure(fig, f)
@@ -224,6 +226,16 @@ def test_render_into_another_folder(fake_run, tmp_path):
     outs = report.build_report("smoke", pdf=False, out_dir=tmp_path / "elsewhere", log=lambda s: None)
     assert all(p.parent == tmp_path / "elsewhere" for p in outs)
     assert "](../out/figures/" in outs[0].read_text() or "figures/" in outs[0].read_text()
+
+
+def test_header_and_limitations_name_the_effect_set_of_the_run(fake_run):
+    md = report.build_report("smoke", pdf=False, log=lambda s: None)[0].read_text()
+    assert "with the portable effects" in md.split("\n---\n", 1)[0]
+    assert "This run used the **portable** effect set" in md
+    provenance.start_notebook("01_data", "smoke")
+    provenance.record_number("effects.set", "mda")
+    md = report.build_report("smoke", pdf=False, log=lambda s: None)[0].read_text()
+    assert "with the mda effects" in md.split("\n---\n", 1)[0]
 
 
 def test_generated_tables_and_formats(fake_run):

@@ -361,7 +361,7 @@ def test_diverging_training_stops_and_keeps_the_last_good_checkpoint(tmp_path, l
         ("vae.epochs=-3", "vae.epochs=-3: must be >= 1"),
         ("data.split=[0.5,0.5]", "expected 3 values, got 2"),
         ("data.split=[0.5,0.6,0.1]", "must add up to 1.0"),
-        ("effects.effect_set=nope", "must be one of 'portable', 'mda'"),
+        ("effects.effect_set=nope", "must be one of 'auto', 'portable', 'mda'"),
         ("data.sample_rate=0", "data.sample_rate=0: must be >= 8000"),
         ("data.user_folder=123", "data.user_folder='123': no such folder"),
         ("data.user_folder=null", "data.user_folder='null': no such folder"),

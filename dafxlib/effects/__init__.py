@@ -14,7 +14,7 @@ Both sets name the same nine keys with the same seen/unseen split::
 
 from __future__ import annotations
 
-from ..config import EFFECT_SETS
+from ..config import EFFECT_SETS, effect_set_reason
 from ..errors import EffectError
 from .base import Effect, ParamSpec
 from .external import ExternalEffect, load_external
@@ -55,8 +55,10 @@ __all__ = [
 
 def _check_set(name: str) -> str:
     s = str(name).lower()
+    if s == "auto":  # a profile built by hand, not through get_profile: resolve it the same way
+        s = effect_set_reason("auto")[0]
     if s not in EFFECT_SETS:
-        raise EffectError(f"unknown effect set {name!r}; valid: {list(EFFECT_SETS)}")
+        raise EffectError(f"unknown effect set {name!r}; valid: {list(EFFECT_SETS)} or 'auto'")
     return s
 
 

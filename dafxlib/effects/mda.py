@@ -18,16 +18,12 @@ shorter delay overwrites the whole line first, which gives exactly the cleared-b
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
+from .. import paths
 from ..errors import PluginNotFoundError
 from .lv2 import LV2Effect
 
-#: where Debian/Ubuntu put the bundle; $DAFX_MDA_LV2 overrides, see :func:`bundle_path`
-DEFAULT_BUNDLE = "/usr/lib/lv2/mda.lv2"
-BUNDLE_NAME = "mda.lv2"
+DEFAULT_BUNDLE = paths.MDA_DEFAULT_BUNDLE
+BUNDLE_NAME = paths.MDA_BUNDLE_NAME
 INSTALL_HINT = (
     "./run_all.sh --setup-only (fetches Debian's mda-lv2 into the environment, no root needed), "
     "sudo apt-get install mda-lv2, or set DAFX_MDA_LV2 to the mda.lv2 bundle folder"
@@ -63,37 +59,10 @@ PREROLL: dict[str, tuple[int, dict[str, float]]] = {
 }
 
 
-def search_dirs() -> list[Path]:
-    """LV2 folders searched for ``mda.lv2``, first match wins.
-
-    ``$LV2_PATH`` (colon-separated, the LV2 convention), then the running environment's own
-    ``<sys.prefix>/lib/lv2`` (where ``python -m dafxlib.effects.install`` unpacks the plugins
-    without root), then the system folders Debian/Ubuntu and source builds use.
-    """
-    dirs = [Path(d).expanduser() for d in os.environ.get("LV2_PATH", "").split(os.pathsep) if d]
-    dirs += [Path(sys.prefix) / "lib" / "lv2", Path(DEFAULT_BUNDLE).parent, Path("/usr/local/lib/lv2")]
-    out: list[Path] = []
-    for d in dirs:
-        if d not in out:
-            out.append(d)
-    return out
-
-
-def bundle_path() -> Path:
-    """The mda.lv2 bundle to use: ``$DAFX_MDA_LV2`` when set (used as is, even if missing),
-    else the first :func:`search_dirs` folder holding one, else :data:`DEFAULT_BUNDLE`."""
-    forced = os.environ.get("DAFX_MDA_LV2")
-    if forced:
-        return Path(forced)
-    for d in search_dirs():
-        if (d / BUNDLE_NAME / "manifest.ttl").is_file():
-            return d / BUNDLE_NAME
-    return Path(DEFAULT_BUNDLE)
-
-
-def mda_available() -> bool:
-    """True when an mda-lv2 bundle is found (tests skip the mda set otherwise)."""
-    return (bundle_path() / "manifest.ttl").is_file()
+# the bundle search lives in the base layer, where the profile's ``auto`` effect set needs it
+search_dirs = paths.lv2_search_dirs
+bundle_path = paths.mda_bundle
+mda_available = paths.mda_found
 
 
 def make_mda_effect(key: str) -> LV2Effect:
