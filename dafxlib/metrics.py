@@ -78,7 +78,7 @@ METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq", "para
 #: metrics computed from audio alone
 AUDIO_METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq")
 HIGHER_IS_BETTER = frozenset({"pesq"})
-UNITS = {"mrstft": "", "msd": "", "sce": "Hz", "rms": "dB", "lufs": "LU", "pesq": "MOS-LQO", "param_mae": ""}
+UNITS = {"mrstft": "", "msd": "", "sce": "Hz", "rms": "dB", "lufs": "LU", "pesq": "MOS-LQO", "param_mae": "", "param_mae_id": ""}
 LABELS = {
     "mrstft": "MR-STFT",
     "msd": "MSD",
@@ -87,6 +87,7 @@ LABELS = {
     "lufs": "LUFS error (LU)",
     "pesq": "PESQ",
     "param_mae": "parameter MAE",
+    "param_mae_id": "parameter MAE (identifiable knobs)",
 }
 
 _CHUNK = 64  # items per STFT batch (bounds memory for long clips)

@@ -15,8 +15,9 @@ from ..threads import single_thread
 from .methods import MethodOutput, run_method
 from .sets import SPEECH_CORPORA
 
-#: metrics of the evaluation table (pesq on speech corpora only)
-EVAL_METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq", "param_mae")
+#: metrics of the evaluation table (pesq on speech corpora only; ``param_mae_id`` is the parameter
+#: MAE over the knobs that can be inferred from audio, see :mod:`dafxlib.e2e.identifiability`)
+EVAL_METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq", "param_mae", "param_mae_id")
 
 
 @dataclass
@@ -41,11 +42,13 @@ def evaluate_cell(
     pesq: bool | None = None,
     workers: int = 1,
     seen: bool | None = None,
+    knob_mask: np.ndarray | None = None,
 ) -> CellResult:
     """Run every method on the same examples of one cell and score each against ``y``.
 
     ``controller`` reuses the outputs of ``controller_<best_signal>`` (no second run).
     A method that cannot run (missing artifact) is listed in ``skipped`` with the reason.
+    ``knob_mask`` (the effect's identifiable knobs) adds ``param_mae_id`` for methods with settings.
     """
     pesq = es.corpus in SPEECH_CORPORA if pesq is None else pesq
     names = [m for m in EVAL_METRICS if m != "pesq" or pesq]
@@ -91,7 +94,8 @@ def evaluate_cell(
             vals, rep0, reasons, silent = scored[key]
             rep = M.MetricReport().merge(rep0)
         else:
-            use = [m for m in names if m != "param_mae" or out.p_hat is not None]
+            use = [m for m in names if m not in ("param_mae", "param_mae_id") or out.p_hat is not None]
+            use = [m for m in use if m != "param_mae_id"]  # not an audio metric: computed below
             vals, rep = M.compute_metrics(
                 out.y_hat,
                 es.y,
@@ -102,6 +106,10 @@ def evaluate_cell(
                 workers=workers,
                 target_cache=tcache,
             )
+            if out.p_hat is not None and knob_mask is not None:
+                from ..e2e.identifiability import masked_mae
+
+                vals["param_mae_id"] = masked_mae(out.p_hat, es.p, knob_mask)
             _, _, reasons, silent = M.screen(out.y_hat, es.y)
             scored[key] = (vals, rep, reasons, silent)
         reports[method] = rep

@@ -19,12 +19,14 @@ def number_entries(res: EvalResults, summary=None) -> dict[str, Any]:
       speech corpora only; param_mae for methods that output settings), plus
       ``..._lo`` / ``..._hi`` 95% bootstrap bounds for mrstft;
     - ``eval.<seen|unseen>.<method>.<metric>`` and ``eval.<corpus>.<all|seen|unseen>.<method>.<metric>``:
-      means of cell means (mrstft, pesq, param_mae);
+      means of cell means (mrstft, pesq, param_mae, param_mae_id);
     - ``eval.<corpus>.<effect>.<m>.win_rate_vs_<do_nothing|random>``: share of clips where
       m (controller, ito) has the lower MR-STFT (ties count half);
     - ``eval.wins.<m>_vs_<do_nothing|random>`` (cells with a lower mean MR-STFT; m in
       controller, ito), ``eval.wins.<m>_vs_both``, ``eval.wins.significant.*``,
       ``eval.wins.seen.*``, ``eval.wins.unseen.*``, ``eval.wins.cells_<m>``;
+    - ``eval.<corpus>.ratio_to_do_nothing.<method>``: mean over effects of the cell-mean MR-STFT
+      ratio method / do-nothing (the issue-13 target is read on the controller's);
     - ``eval.cells``, ``eval.n_per_cell``, ``eval.ito_budget``, ``eval.n_corpora``,
       ``eval.n_effects``, ``eval.n_methods``, ``eval.skipped_method_cells``, ``eval.wall_s``;
     - ``eval.cost.<method>.ms_per_clip`` / ``.renders_per_clip``;
@@ -39,7 +41,7 @@ def number_entries(res: EvalResults, summary=None) -> dict[str, Any]:
         out[k] = r.mean
         if r.metric in CI_METRICS:
             out[k + "_lo"], out[k + "_hi"] = r.lo, r.hi
-    for metric in ("mrstft", "pesq", "param_mae"):
+    for metric in ("mrstft", "pesq", "param_mae", "param_mae_id"):
         if metric not in res.table or not np.isfinite(res.table[metric].to_numpy(float)).any():
             continue
         gm = res.group_means(metric)
@@ -49,6 +51,17 @@ def number_entries(res: EvalResults, summary=None) -> dict[str, Any]:
                 out[f"eval.{r.group}.{r.method}.{metric}"] = v
             else:
                 out[f"eval.{r.corpus}.{r.group}.{r.method}.{metric}"] = v
+    # per corpus, the mean over effects of (method MR-STFT / do-nothing MR-STFT) of the cell means
+    mr = summary[summary.metric == "mrstft"].pivot_table(index=["corpus", "effect"], columns="method", values="mean")
+    if "do_nothing" in mr:
+        for corpus, g in mr.groupby(level="corpus"):
+            dn = g["do_nothing"].to_numpy(float)
+            for method in g.columns:
+                if method == "do_nothing":
+                    continue
+                ratio = g[method].to_numpy(float) / dn
+                if np.isfinite(ratio).any():
+                    out[f"eval.{corpus}.ratio_to_do_nothing.{method}"] = float(np.nanmean(ratio))
     cells = res.table[["corpus", "effect"]].drop_duplicates()
     out["eval.cells"] = int(len(cells))
     out["eval.n_per_cell"] = int(res.meta.get("n_per_cell", 0))

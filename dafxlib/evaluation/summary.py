@@ -34,7 +34,7 @@ def cell_summary(table, *, n_boot: int = 1000, seed: int = 0, metrics: Iterable[
             if m not in g:
                 continue
             v = g[m].to_numpy(float)
-            if not np.isfinite(v).any() and m in ("pesq", "param_mae"):
+            if not np.isfinite(v).any() and m in ("pesq", "param_mae", "param_mae_id"):
                 continue  # not applicable (music corpus, or a method without parameters)
             mean, lo, hi = mean_ci(v, n_boot, mix_seed(seed, "boot", corpus, effect, method, m))
             out.append(

@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..audio import rms_db
 from ..effects.base import Effect
 from ..errors import EffectError
-from .style import EFFECT_COLORS, new_figure
+from .style import EFFECT_COLORS, effect_color, new_figure
 
 
 def _spec_db(x: np.ndarray, sr: int, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,4 +211,35 @@ def example_structure(examples, i: int = 0, *, n_fft: int = 512, hop: int = 128,
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_title(f"p ({examples.effect}, normalised)")
+    return fig
+
+
+def knob_sensitivity(results: Mapping[str, Any], *, threshold: float | None = None):
+    """Horizontal bars: each knob's audible sensitivity (share of the sound change a redraw of
+    every knob makes), one row per knob grouped by effect; knobs left of the dashed threshold
+    are unidentifiable from (x, y_ref) and drawn hatched. ``results``: effect -> an object with
+    ``knobs``, ``sensitivity`` and ``threshold`` (:class:`dafxlib.e2e.identifiability.KnobSensitivity`)."""
+    rows: list[tuple[str, str, float]] = []
+    thr = threshold
+    for key, r in results.items():
+        thr = float(r.threshold) if thr is None else thr
+        rows += [(key, k, float(s)) for k, s in zip(r.knobs, r.sensitivity)]
+    if not rows:
+        raise EffectError("knob_sensitivity: no results to plot")
+    fig, axes = new_figure(1, 1, width=7.0, row_height=max(3.0, 0.16 * len(rows) + 0.8))
+    ax = axes[0, 0]
+    y = np.arange(len(rows))[::-1]
+    vals = np.array([max(s, 1e-4) for _, _, s in rows])
+    colors = [effect_color(e) for e, _, _ in rows]
+    bars = ax.barh(y, vals, color=colors, edgecolor="k", lw=0.3)
+    for b, (_, _, s) in zip(bars, rows):
+        if thr is not None and s < thr:
+            b.set_hatch("////")
+            b.set_facecolor("white")
+    ax.set_yticks(y, [f"{e}: {k}" for e, k, _ in rows], fontsize=6)
+    ax.set_xscale("log")
+    if thr is not None:
+        ax.axvline(thr, color="k", ls="--", lw=0.8, label=f"unidentifiable below {thr:g}")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_xlabel("sensitivity: MR-STFT change when this knob alone is redrawn / when every knob is")
     return fig
