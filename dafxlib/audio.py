@@ -188,6 +188,14 @@ def rms_db(audio: np.ndarray, axis: int | None = -1, floor_db: float = LEVEL_FLO
     return float(d) if d.ndim == 0 else d
 
 
+def peak_db(audio: np.ndarray, axis: int | None = -1, floor_db: float = LEVEL_FLOOR_DB) -> np.ndarray | float:
+    """Absolute peak in dBFS along ``axis`` (float64), floored like :func:`rms_db`."""
+    a = np.abs(np.asarray(audio, dtype=np.float64))
+    pk = a.max(axis=axis) if a.size else np.float64(0.0)
+    d = np.maximum(20.0 * np.log10(np.maximum(pk, _EPS)), floor_db)
+    return float(d) if np.ndim(d) == 0 else d
+
+
 def peak(audio: np.ndarray) -> float:
     a = np.asarray(audio)
     return float(np.max(np.abs(a))) if a.size else 0.0

@@ -171,3 +171,23 @@ def test_validate_allows_silence_on_request():
     assert out.dtype == np.float32 and out.shape[-1] == 100 and not out.any()
     with pytest.raises(AudioError, match="silent"):
         A.validate_audio(np.zeros(100, np.float32))
+
+
+def test_controller_level_features_and_descriptors_use_the_one_level_function():
+    from dafxlib.audio import LEVEL_FLOOR_DB, peak_db, rms_db
+    from dafxlib.models.controller import descriptor_features, descriptor_names
+    from dafxlib.models.encoder import level_features
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((3, 4096))).astype(np.float32)
+    y = (0.5 * x).astype(np.float32)
+    y[2] = 0.0  # silence: floored, never -inf
+    lf = level_features(x, y)
+    np.testing.assert_allclose(lf[:, 0], rms_db(x, axis=1), atol=1e-4)
+    np.testing.assert_allclose(lf[:, 1], rms_db(y, axis=1), atol=1e-4)
+    np.testing.assert_allclose(lf[:, 3], peak_db(y, axis=1) - peak_db(x, axis=1), atol=1e-4)
+    assert lf[2, 1] == LEVEL_FLOOR_DB and lf[0, 2] == pytest.approx(-6.0206, abs=1e-3)
+    d = descriptor_features(y, 24_000)
+    names = descriptor_names()
+    np.testing.assert_allclose(d[:, names.index("rms_db")], rms_db(y, axis=1), atol=1e-4)
+    assert d[2, names.index("peak_db")] == LEVEL_FLOOR_DB

@@ -29,7 +29,7 @@ BEST_JSON = "controllers/best_signal.json"
 
 
 #: bump when the artifact layout or the training procedure changes
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: level features and descriptors in float64 through audio.rms_db / peak_db
 
 
 def _profile(profile: Profile | str) -> Profile:

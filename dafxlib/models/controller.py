@@ -29,6 +29,7 @@ import scipy.fft as sfft
 import torch
 from torch import nn
 
+from ..audio import peak_db, rms_db
 from ..errors import AudioError, ConfigError
 from ..spectrogram import frame_spectrum
 
@@ -103,9 +104,8 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     cum = np.cumsum(mean_pow, axis=1) / tot[:, None]
     rolloff = logf[np.minimum((cum < 0.85).sum(axis=1), len(freqs) - 1)]
     # level and dynamics
-    rms = np.sqrt((a.astype(np.float64) ** 2).mean(axis=1))
-    rms_db = 20 * np.log10(rms + 1e-8)
-    peak_db = 20 * np.log10(np.abs(a).max(axis=1) + 1e-8)
+    level_db = np.asarray(rms_db(a, axis=1))
+    pk_db = np.asarray(peak_db(a, axis=1))
     frame_db = 10 * np.log10(power.sum(axis=2) / n_fft + eps)  # (B, T)
     p90, p10 = np.percentile(frame_db, 90, axis=1), np.percentile(frame_db, 10, axis=1)
     zcr = (np.abs(np.diff(np.signbit(a), axis=1)).mean(axis=1)).astype(np.float64)
@@ -143,9 +143,9 @@ def descriptor_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
                     spread,
                     flat,
                     rolloff,
-                    rms_db,
-                    peak_db,
-                    peak_db - rms_db,
+                    level_db,
+                    pk_db,
+                    pk_db - level_db,
                     frame_db.std(axis=1),
                     p90 - p10,
                     zcr,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import paths, storage
+from ..audio import peak_db, rms_db
 from ..errors import AudioError, ConfigError, MissingArtifactError
 from ..spectrogram import NormStats, Spectrogrammer
 from .vae import SpecVAE
@@ -39,7 +40,6 @@ __all__ = [
 SELECTED_JSON = "selected_model.json"
 SELECTED_CKPT = "selected_encoder.pt"
 LEVEL_FEATURES = ("rms_db_x", "rms_db_y", "rms_db_diff", "peak_db_diff")
-_FLOOR_DB = -100.0
 
 
 def _batch(a: Any, name: str) -> np.ndarray:
@@ -56,17 +56,15 @@ def _batch(a: Any, name: str) -> np.ndarray:
 def level_features(x: Any, y: Any) -> np.ndarray:
     """(B, 4) float32: RMS dB of x, RMS dB of y, their difference, peak-dB difference.
 
-    The levels the spectrogram normalisation hides (floor -100 dB).
+    The levels the spectrogram normalisation hides (:func:`dafxlib.audio.rms_db` and
+    :func:`~dafxlib.audio.peak_db`, float64, the one silence floor).
     """
     x, y = _batch(x, "x"), _batch(y, "y")
     if x.shape[0] != y.shape[0]:
         raise AudioError(f"x and y batch sizes differ: {x.shape[0]} vs {y.shape[0]}")
 
-    def db(v):
-        return np.maximum(20 * np.log10(np.maximum(v, 1e-12)), _FLOOR_DB)
-
-    rx, ry = db(np.sqrt(np.mean(x**2, 1))), db(np.sqrt(np.mean(y**2, 1)))
-    px, py = db(np.abs(x).max(1)), db(np.abs(y).max(1))
+    rx, ry = np.asarray(rms_db(x, axis=1)), np.asarray(rms_db(y, axis=1))
+    px, py = np.asarray(peak_db(x, axis=1)), np.asarray(peak_db(y, axis=1))
     return np.stack([rx, ry, ry - rx, py - px], 1).astype(np.float32)
 
 
