@@ -397,3 +397,22 @@ def deepafx_numbers(
         out["n_beat_controller"] = sum(out[f"{k}.test_mrstft"] < controller_mrstft[k] for k in both)
         out["n_within_10pct_controller"] = sum(out[f"{k}.ratio_controller"] <= 1.1 for k in both)
     return out
+
+
+def deepafx_markdown(numbers: Mapping[str, float], tolerance: float = 0.1) -> str:
+    """A sentence for the report from :func:`deepafx_numbers` (with the controller ratios): which
+    effects the differentiable stand-in matches within ``tolerance`` of the black-box controller's
+    test MR-STFT (or beats), and which need the black box."""
+    from ..effects import ALL, DISPLAY_NAMES
+
+    ratios = {k: float(numbers[f"{k}.ratio_controller"]) for k in ALL if f"{k}.ratio_controller" in numbers}
+    if not ratios:
+        return "No chain controller was compared with a black-box controller in this run."
+    fmt = lambda ks: ", ".join(f"{DISPLAY_NAMES[k]} ({ratios[k]:.2f})" for k in ks) or "none"  # noqa: E731
+    close = sorted((k for k, r in ratios.items() if r <= 1 + tolerance), key=ratios.__getitem__)
+    far = sorted((k for k, r in ratios.items() if r > 1 + tolerance), key=ratios.__getitem__)
+    return (
+        f"Test MR-STFT of the chain controller over the black-box controller's, same clips (below 1: the "
+        f"stand-in is better). Within {tolerance:.0%} or better, where the differentiable stand-in suffices: "
+        f"{fmt(close)}. More than {tolerance:.0%} worse, where the black-box controller is needed: {fmt(far)}."
+    )
