@@ -206,6 +206,9 @@ def test_deepafx_trains_saves_reuses_loads_and_evaluates(tmp_path, monkeypatch):
     assert min(hist[1:]) < hist[0]  # training lowered the validation loss from the identity start
     again, blob2, reused2 = deepafx.train_deepafx(prof, "overdrive", train, val, fingerprint="none")
     assert reused2 and blob2["hash"] == blob["hash"]
+    (tmp_path / "smoke" / "artifacts" / deepafx.artifact_name("overdrive")).unlink()
+    _, blob3, reused3 = deepafx.train_deepafx(prof, "overdrive", train, val, fingerprint="none")
+    assert not reused3 and all(torch.equal(blob3["state_dict"][k], v) for k, v in blob["state_dict"].items())
     loaded = deepafx.load_deepafx(
         prof,
         "overdrive",
