@@ -6,7 +6,11 @@
   command that downloads it.
 - Downloads: :func:`download` / :func:`download_file` resume an interrupted transfer from a
   ``.part`` file with an HTTP Range request, verify a checksum when one is known, and
-  extract the archive. ``python -m dafxlib.datasets download vctk --root DIR``.
+  extract the archive. ``python -m dafxlib.datasets download vctk --root DIR``. Every download
+  says whether its archive can be verified (:func:`checksum_status`: only VCTK has a known
+  checksum). MUSDB18-HQ is given by Zenodo on request only: without an access link (``--url``)
+  the command downloads nothing and says where to put the archive or the extracted folder
+  (:func:`access_instructions`); an archive placed there is then verified-if-possible and extracted.
 - :func:`load_folder` reads any folder of wav/flac/ogg/mp3; unreadable, silent, too short
   files and files with an unexpected sample rate or channel count are skipped, each with a
   one-line reason (logged and returned in a :class:`FolderReport`), never a crash.
@@ -60,6 +64,11 @@ class DatasetInfo:
     license: str
     size: str
     note: str = ""
+    #: "open" (anyone can fetch ``url``) or "request" (the host grants access on request: the
+    #: plain URL refuses, the user brings an access link or the archive)
+    access: str = "open"
+    #: where the known checksum comes from (shown with it)
+    checksum_source: str = ""
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -70,6 +79,7 @@ DATASETS: dict[str, DatasetInfo] = {
         filename="VCTK-Corpus-0.92.zip",
         # value used by torchaudio.datasets.VCTK_092 (the data owner publishes none)
         checksum="sha256:f96258be9fdc2cbff6559541aae7ea4f59df3fcaf5cf963aae5ca647357e359c",
+        checksum_source="the value torchaudio's VCTK_092 checks; the data owner publishes none",
         folder="vctk",
         homepage="https://datashare.ed.ac.uk/handle/10283/3443",
         license="CC BY 4.0",
@@ -85,7 +95,6 @@ DATASETS: dict[str, DatasetInfo] = {
         homepage="https://zenodo.org/records/4660670",
         license="CC BY-NC 4.0",
         size="16 GB",
-        note="no checksum could be verified offline; the download is not verified",
     ),
     "musdb18hq": DatasetInfo(
         name="musdb18hq",
@@ -97,10 +106,8 @@ DATASETS: dict[str, DatasetInfo] = {
         homepage="https://zenodo.org/records/3338373",
         license="academic use (see homepage)",
         size="23 GB",
-        note=(
-            "Zenodo grants access on request: request it on the homepage, then pass the "
-            "download link you receive with --url; no checksum could be verified offline"
-        ),
+        note="request access on the homepage, then pass your link with --url or place the archive",
+        access="request",
     ),
 }
 
@@ -117,6 +124,38 @@ def download_command(name: str, root: str | os.PathLike) -> str:
     return f"python -m dafxlib.datasets download {_info(name).name} --root {root}"
 
 
+def checksum_status(name: str, verify: bool = True) -> str:
+    """One line saying whether a download of ``name`` is verified, and against what."""
+    info = _info(name)
+    if not verify:
+        return f"{info.title}: checksum verification switched off (--no-verify): the archive is NOT verified"
+    if info.checksum is None:
+        return (
+            f"{info.title}: no checksum is known for {info.filename} (none is published): the archive is "
+            "NOT verified; compare its size with the homepage's"
+        )
+    algo, _, value = info.checksum.partition(":")
+    src = f" ({info.checksum_source})" if info.checksum_source else ""
+    return f"{info.title}: the archive is verified against {algo} {value[:16]}...{src}"
+
+
+def access_instructions(name: str, root: str | os.PathLike) -> str:
+    """What to do for a dataset given on request: where the archive or the extracted folder goes."""
+    info = _info(name)
+    root = Path(root).expanduser()
+    layout = {
+        "musdb18hq": f"{root / info.folder}/train/<track>/mixture.wav (and test/)",
+        "vctk": f"{root / info.folder}/wav48_silence_trimmed/<speaker>/",
+        "daps": f"{root / info.folder}/clean/",
+    }[info.name]
+    return (
+        f"{info.title} is given on request only: ask for access at {info.homepage}, then either (1) run `{download_command(name, root)} --url <the download link you were "
+        f"given>`, or (2) download {info.filename} yourself, put it at {root / 'downloads' / info.filename} "
+        f"and run `{download_command(name, root)}` again (it extracts it), or (3) extract it yourself so "
+        f"that {layout} exists"
+    )
+
+
 def dataset_root(profile=None) -> Path:
     """``profile.data.dataset_root`` or ``<build>/datasets`` (shared by every profile)."""
     from . import paths
@@ -131,10 +170,14 @@ def dataset_root(profile=None) -> Path:
 def _missing(name: str, root: Path, looked: Sequence[Path], what: str) -> DatasetError:
     info = _info(name)
     tried = ", ".join(str(p) for p in looked)
+    how = (
+        access_instructions(name, root)
+        if info.access == "request"
+        else f"Download it with `{download_command(name, root)}`"
+    )
     return DatasetError(
-        f"{info.title} not found under {root} (looked for {what} in: {tried}). Download it with "
-        f"`{download_command(name, root)}` or set profile data.dataset_root to the folder that "
-        f"holds it ({info.homepage})"
+        f"{info.title} not found under {root} (looked for {what} in: {tried}). {how}; or set profile "
+        f"data.dataset_root to the folder that holds it ({info.homepage})"
     )
 
 
@@ -651,8 +694,14 @@ def download(
     root = Path(root).expanduser()
     folder = root / info.folder
     archive = root / "downloads" / info.filename
-    if info.note:
-        log.warning("%s: %s", info.title, info.note)
+    if info.access == "request" and url is None and not archive.exists():
+        # the plain URL answers with a login page or 403: say what to do instead of fetching it
+        raise DatasetError(access_instructions(name, root))
+    status = checksum_status(name, verify)
+    if verify and info.checksum:
+        log.info("%s", status)
+    else:
+        log.warning("%s", status)
     # a mirror or access link (--url) serves the same archive, so the same checksum applies
     checksum = info.checksum if verify else None
     download_file(url or info.url, archive, checksum=checksum, progress=progress)
@@ -716,8 +765,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "list":
             for info in DATASETS.values():
                 print(f"{info.name:10s} {info.title} ({info.size}, {info.license}) {info.homepage}")
+                checks = (
+                    f"checksum {info.checksum.split(':')[0]}" if info.checksum else "no checksum known (NOT verified)"
+                )
+                access = "access on request" if info.access == "request" else "open download"
+                print(f"{'':10s} {access}; {checks}" + (f"; {info.note}" if info.note else ""))
             return 0
         if args.cmd == "download":
+            print(checksum_status(args.name, not args.no_verify))
             bar = _DownloadBar(args.name)
             try:
                 folder = download(
@@ -731,7 +786,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             finally:
                 bar.close()
-            print(f"{args.name} ready in {folder}")
+            verified = "verified" if DATASETS[args.name].checksum and not args.no_verify else "NOT verified"
+            print(f"{args.name} ready in {folder} (archive {verified})")
             return 0
         parser = {"vctk": vctk_files, "daps": daps_files, "musdb18hq": musdb_files}[args.name]
         files = parser(args.root)
@@ -752,6 +808,8 @@ __all__ = [
     "SPLITS",
     "dataset_root",
     "download_command",
+    "checksum_status",
+    "access_instructions",
     "locate_vctk",
     "vctk_files",
     "locate_daps",

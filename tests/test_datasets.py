@@ -385,3 +385,63 @@ def test_download_progress_bar_counts_resumed_and_new_bytes(capsys):
     bar.close()
     err = capsys.readouterr().err
     assert "vctk" in err and "100" in err
+
+
+# ----------------------------------------------------------------------------- checksums and access
+@pytest.mark.parametrize("name", ["daps", "musdb18hq"])
+def test_unknown_checksum_is_stated(name):
+    line = D.checksum_status(name)
+    assert "no checksum is known" in line and "NOT verified" in line and D.DATASETS[name].filename in line
+
+
+def test_known_checksum_is_stated_with_its_source():
+    line = D.checksum_status("vctk")
+    assert "verified against sha256 f96258be9fdc2cbf" in line and "torchaudio" in line
+    assert "NOT verified" in D.checksum_status("vctk", verify=False)
+
+
+def test_list_states_access_and_checksum(capsys):
+    assert D.main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: out[i + 1] for i, line in enumerate(out) if line and not line.startswith(" ")}
+    assert "checksum sha256" in rows["vctk"] and "open download" in rows["vctk"]
+    assert "no checksum known (NOT verified)" in rows["daps"]
+    assert "access on request" in rows["musdb18hq"] and "no checksum known" in rows["musdb18hq"]
+
+
+def test_musdb_download_without_access_link_says_where_to_put_it(tmp_path, capsys, monkeypatch):
+    def no_network(*a, **k):  # the plain Zenodo URL must not even be tried
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(D, "_fetch", no_network)
+    root = tmp_path / "ds"
+    assert D.main(["download", "musdb18hq", "--root", str(root)]) == 2
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
+    assert "on request only" in err and "https://zenodo.org/records/3338373" in err
+    assert "--url" in err
+    assert str(root / "downloads" / "musdb18hq.zip") in err
+    assert str(root / "musdb18hq") + "/train/<track>/mixture.wav" in err
+    assert "NOT verified" in captured.out  # the checksum line comes first
+    # the parser's error for a missing MUSDB names the same ways to get it
+    with pytest.raises(DatasetError, match="on request only") as e:
+        D.musdb_files(root)
+    assert str(root / "downloads" / "musdb18hq.zip") in str(e.value)
+
+
+def test_musdb_archive_put_in_place_is_extracted_and_said_unverified(tmp_path, capsys, monkeypatch, caplog):
+    monkeypatch.setattr(D, "_fetch", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tried to download")))
+    src = tmp_path / "src"
+    make_musdb(src)
+    root = tmp_path / "ds"
+    (root / "downloads").mkdir(parents=True)
+    with zipfile.ZipFile(root / "downloads" / "musdb18hq.zip", "w") as zf:  # the real zip holds train/ and test/
+        for f in sorted((src / "musdb18hq").rglob("*.wav")):
+            zf.write(f, f.relative_to(src / "musdb18hq").as_posix())
+    with caplog.at_level(logging.WARNING, logger="dafxlib.datasets"):
+        assert D.main(["download", "musdb18hq", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "archive NOT verified" in out
+    assert any("NOT verified" in r.message for r in caplog.records)
+    files = D.musdb_files(root)
+    assert {f.subset for f in files} == {"train", "test"} and len(files) == 3
