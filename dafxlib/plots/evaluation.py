@@ -11,7 +11,21 @@ from ..evaluation import METHODS, SPEECH_CORPORA
 from .style import METHOD_COLORS, new_figure
 
 #: the methods shown in the headline figures (variants stay in the tables)
-HEADLINE_METHODS: tuple[str, ...] = ("do_nothing", "random", "mean_params", "controller", "ito", "oracle")
+HEADLINE_METHODS: tuple[str, ...] = (
+    "do_nothing",
+    "random",
+    "mean_params",
+    "controller",
+    "ito",
+    "ito_amortised",
+    "oracle",
+)
+#: colours of methods the house style does not name yet
+_EXTRA_COLORS = {"ito_amortised": "#c5b0d5"}
+
+
+def _color(method: str) -> str:
+    return METHOD_COLORS.get(method, _EXTRA_COLORS.get(method, "#999999"))
 
 
 def _methods(table, methods: Sequence[str] | None) -> list[str]:
@@ -49,11 +63,11 @@ def metric_boxes(
                 data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False, manage_ticks=False
             )
             for box in bp["boxes"]:
-                box.set(facecolor=METHOD_COLORS.get(method, "#999999"), alpha=0.85, linewidth=0.5)
+                box.set(facecolor=_color(method), alpha=0.85, linewidth=0.5)
             for k in ("medians", "whiskers", "caps"):
                 for line in bp[k]:
                     line.set(linewidth=0.6, color="#333333")
-            ax.plot([], [], "s", color=METHOD_COLORS.get(method, "#999999"), label=method)
+            ax.plot([], [], "s", color=_color(method), label=method)
         ax.set_xticks(range(len(effects)), effects)
         ax.set_ylabel(M.LABELS.get(metric, metric))
         ax.set_title(
@@ -126,7 +140,7 @@ def seen_unseen_figure(group_means, metric: str = "mrstft", methods: Sequence[st
                 x,
                 vals,
                 width=0.36,
-                color=[METHOD_COLORS.get(m, "#999") for m in methods],
+                color=[_color(m) for m in methods],
                 alpha=1.0 if grp == "seen" else 0.5,
                 hatch=None if grp == "seen" else "//",
                 edgecolor="#333333",
@@ -149,7 +163,7 @@ def speech_music_figure(summary, metric: str = "mrstft", methods: Sequence[str] 
     music = s[~s.corpus.isin(SPEECH_CORPORA)].groupby(["effect", "method"])["mean"].mean()
     fig, axes = new_figure(1, 1, width=5.6, row_height=4.2)
     ax = axes[0, 0]
-    markers = {"do_nothing": "o", "controller": "s", "ito": "^", "random": "x", "oracle": "+"}
+    markers = {"do_nothing": "o", "controller": "s", "ito": "^", "ito_amortised": "v", "random": "x", "oracle": "+"}
     lim = []
     for m in methods:
         for eff in dict.fromkeys(summary["effect"]):
@@ -182,7 +196,7 @@ def cost_figure(cost_summary):
     """Cost of each method: wall milliseconds per clip (log) and renders per clip."""
     fig, axes = new_figure(1, 2, width=8.5, row_height=2.8)
     methods = list(cost_summary["method"])
-    colors = [METHOD_COLORS.get(m, "#999999") for m in methods]
+    colors = [_color(m) for m in methods]
     axes[0, 0].bar(methods, np.maximum(cost_summary["ms_per_clip"].to_numpy(float), 1e-3), color=colors)
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_ylabel("ms per clip (wall, incl. renders)")
@@ -204,3 +218,54 @@ def summary_table(summary, metric: str = "mrstft", methods: Sequence[str] | None
     s["cell"] = [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for m, lo, hi in zip(s["mean"], s["lo"], s["hi"])]
     t = s.pivot_table(index="effect", columns=["corpus", "method"], values="cell", aggfunc="first", sort=False)
     return t.reindex(columns=[c for c in t.columns], copy=False)
+
+
+def ito_budget_figure(curve_summary):
+    """The ITO budget curve (:meth:`dafxlib.evaluation.budget.BudgetCurve.summary`): per corpus,
+    mean MR-STFT against renders per clip for the search from 0.5 (``ito``) and from the
+    controller's prediction (``ito_amortised``), the controller and do-nothing on the same clips
+    as horizontal lines (top row); wall milliseconds per clip against renders (bottom row)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    s = curve_summary
+    corpora = [c for c in dict.fromkeys(s["corpus"]) if c != "all"]
+    fig, axes = new_figure(2, len(corpora), width=3.4 * len(corpora) + 0.6, row_height=2.6, sharex=True)
+    labels = {"ito": "ITO from 0.5", "ito_amortised": "ITO from the controller's prediction"}
+    refs = {"controller": ("-", "controller (1 render)"), "do_nothing": (":", "do-nothing")}
+    for j, corpus in enumerate(corpora):
+        sub = s[s.corpus == corpus]
+        top, bottom = axes[0, j], axes[1, j]
+        for m, label in labels.items():
+            g = sub[(sub.method == m) & (sub.budget > 0)].sort_values("renders_per_clip")
+            if not len(g):
+                continue
+            kw = {"color": _color(m), "marker": "o" if m == "ito" else "s", "markersize": 4, "label": label}
+            top.plot(g["renders_per_clip"], g["mrstft"], **kw)
+            bottom.plot(g["renders_per_clip"], g["ms_per_clip"], **kw)
+            for r in g.itertuples(index=False):
+                top.annotate(
+                    str(int(r.budget)),
+                    (r.renders_per_clip, r.mrstft),
+                    fontsize=6,
+                    xytext=(2, 3),
+                    textcoords="offset points",
+                )
+        for m, (ls, label) in refs.items():
+            v = sub[(sub.method == m) & (sub.budget == 0)]["mrstft"]
+            if len(v):
+                top.axhline(float(v.iloc[0]), color=_color(m), linestyle=ls, linewidth=1.0, label=label)
+        top.set_xscale("log")
+        ticks = sorted({float(v) for v in sub[sub.budget > 0]["renders_per_clip"]})
+        for ax in (top, bottom):
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if ticks:
+            bottom.set_xticks(ticks, [f"{t:.0f}" for t in ticks])
+        top.set_title(f"{corpus}: mean MR-STFT over cells")
+        bottom.set_xlabel("renders per clip (log; labels: budget)")
+        if j == 0:
+            top.set_ylabel("MR-STFT (lower is better)")
+            bottom.set_ylabel("ms per clip (wall)")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncol=4, fontsize=7, frameon=False)
+    return fig
