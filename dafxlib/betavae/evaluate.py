@@ -17,11 +17,21 @@ def _key(s: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in s.lower()).strip("_")
 
 
+#: examples read and embedded at a time (a multiple of the encoder's batch of 64, so the
+#: batches and the latents are those of one call over the whole set)
+EMBED_CHUNK = 1024
+
+
 def embed_examples(encoder, examples: Mapping[str, Examples], source: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """Mean latents of (x, y) (or (x, y_ref)) for several effects -> (Z, effect labels)."""
+    """Mean latents of (x, y) (or (x, y_ref)) for several effects -> (Z, effect labels).
+
+    The audio is read :data:`EMBED_CHUNK` examples at a time (it may stay on disk,
+    :meth:`dafxlib.pairs.Examples.load`), so only the latents grow with the number of examples."""
     zs, labels = [], []
     for k, ex in examples.items():
-        zs.append(encoder.embed(ex.x, getattr(ex, source)))
+        other = getattr(ex, source)
+        for s in range(0, len(ex), EMBED_CHUNK):
+            zs.append(encoder.embed(ex.x[s : s + EMBED_CHUNK], other[s : s + EMBED_CHUNK]))
         labels += [k] * len(ex)
     if not zs:
         raise DatasetError("embed_examples: no examples")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,13 +135,13 @@ def mi_summary(mi: np.ndarray, param_names: Sequence[str]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def reconstruction_stats(
-    vae, images: torch.Tensor, labels: Sequence | None = None, batch_size: int = 64
-) -> dict[str, float]:
+def reconstruction_stats(vae, images: Any, labels: Sequence | None = None, batch_size: int = 64) -> dict[str, float]:
     """Mean per-pixel squared error of the mean-latent reconstruction and KL (nats/example).
 
-    ``vae`` is a :class:`~dafxlib.models.vae.SpecVAE` (put in eval mode here). With ``labels``,
-    ``recon_<label>`` per group is added.
+    ``vae`` is a :class:`~dafxlib.models.vae.SpecVAE` (put in eval mode here). ``images``: a
+    (B, 2, F, T) tensor or anything sliced like one (``shape[0]``, ``images[s:e]``, e.g. the
+    per-batch :class:`dafxlib.betavae.data.SpecImages`): one batch is held at a time. With
+    ``labels``, ``recon_<label>`` per group is added.
     """
     from ..models.vae import kl_divergence
 
