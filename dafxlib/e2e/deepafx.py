@@ -46,7 +46,7 @@ from .train import audio_loss_fn
 
 METHOD = "deepafx"
 #: bump when the chain or the training procedure changes
-CHAIN_VERSION = 1
+CHAIN_VERSION = 2
 #: the head's starting setting: the chain's identity setting pulled into [0.1, 0.9] (sigmoid not saturated)
 _INIT_LO, _INIT_HI = 0.1, 0.9
 
@@ -148,13 +148,18 @@ def _chain_output(chain: DiffChain, model: ControllerMLP, feats: torch.Tensor, x
     return chain(x, model(feats))
 
 
-def _eval_loss(chain, model, loss_fn, l1_weight: float, data: Examples, bs: int = 64) -> float:
+def _eval_loss(chain, model, loss_fn, l1_weight: float, data: Examples, crop: int, bs: int = 64) -> float:
+    """Mean training loss over ``data``: the chain on whole clips, the loss on each clip's middle ``crop``."""
+    n = data.half_samples
+    a = (n - min(crop, n)) // 2
+    cols = slice(a, a + min(crop, n))
     tot = 0.0
     with torch.no_grad():
         for s in range(0, len(data), bs):
             f = torch.from_numpy(data.feature_matrix()[s : s + bs])
             x, y = torch.from_numpy(data.x[s : s + bs]), torch.from_numpy(data.y[s : s + bs])
-            y_hat = _chain_output(chain, model, f, x)
+            y_hat = _chain_output(chain, model, f, x)[:, cols]
+            y = y[:, cols]
             loss = loss_fn(y_hat[:, None], y[:, None]) + l1_weight * (y_hat - y).abs().mean()
             tot += float(loss) * len(x)
     return tot / max(len(data), 1)
@@ -209,7 +214,7 @@ def _train(
     n, length = len(train), train.half_samples
     crop = length if cfg.crop_samples is None else min(int(cfg.crop_samples), length)
     feats_t, x_t, y_t = (torch.from_numpy(np.ascontiguousarray(a)) for a in (feats_np, train.x, train.y))
-    best = (_eval_loss(chain, model, loss_fn, cfg.l1_weight, val), -1)
+    best = (_eval_loss(chain, model, loss_fn, cfg.l1_weight, val, crop), -1)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     history: list[dict[str, float]] = [{"epoch": -1, "step": 0, "val_loss": best[0]}]
     steps = 0
@@ -234,7 +239,7 @@ def _train(
             run += float(loss.detach()) * len(idx)
             steps += 1
         model.eval()
-        v = _eval_loss(chain, model, loss_fn, cfg.l1_weight, val)
+        v = _eval_loss(chain, model, loss_fn, cfg.l1_weight, val, crop)
         history.append({"epoch": epoch, "step": steps, "train_loss": run / n, "val_loss": v})
         if v < best[0]:
             best = (v, epoch)
