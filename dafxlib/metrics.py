@@ -78,7 +78,16 @@ METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq", "para
 #: metrics computed from audio alone
 AUDIO_METRICS: tuple[str, ...] = ("mrstft", "msd", "sce", "rms", "lufs", "pesq")
 HIGHER_IS_BETTER = frozenset({"pesq"})
-UNITS = {"mrstft": "", "msd": "", "sce": "Hz", "rms": "dB", "lufs": "LU", "pesq": "MOS-LQO", "param_mae": "", "param_mae_id": ""}
+UNITS = {
+    "mrstft": "",
+    "msd": "",
+    "sce": "Hz",
+    "rms": "dB",
+    "lufs": "LU",
+    "pesq": "MOS-LQO",
+    "param_mae": "",
+    "param_mae_id": "",
+}
 LABELS = {
     "mrstft": "MR-STFT",
     "msd": "MSD",
