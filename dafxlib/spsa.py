@@ -10,10 +10,23 @@ perturbation (Spall 1992; as used by DeepAFx-ST, Steinmetz et al. 2022):
     v^T J Delta  ~=  v . (y+ - y-) / (2 eps)
     g_j = v . (y+ - y-) / (2 eps) * Delta_j^{-1}      (Delta_j^{-1} = Delta_j)
 
-``E[Delta Delta^T] = I`` makes ``E[g] = J^T v + O(eps^2)``. Each example costs exactly two
-renders per step (``p + eps Delta`` and ``p - eps Delta``); all 2B are rendered together in
-ONE pool call so the render workers run them in parallel. The forward render is counted
-separately (``renders_forward``).
+``E[Delta Delta^T] = I`` makes ``E[g] = J^T v + O(eps^2)``. ``n_perturbations = K``
+independent Deltas per example are averaged; each costs two renders (``p + eps Delta`` and
+``p - eps Delta``), all 2KB rendered together in ONE pool call so the render workers run them
+in parallel. The forward render is counted separately (``renders_forward``).
+
+Why average K perturbations (measured by :mod:`dafxlib.e2e.gradcheck`, notebook 04's
+gradient-quality figure). A single Delta gives the true gradient's direction plus noise
+along the P - 1 other directions: its cosine with a finite-difference reference is about
+``sqrt(K / (K + P - 1))``, ~0.5 for Overdrive (P = 3) and ~0.25 for Dynamics (P = 10) at
+K = 1, rising to ~0.9 and ~0.6 at K = 8; epsilon (0.01-0.1) and the distance to the bounds
+(the per-example shrink below) barely change it. On a CPU the audio loss, evaluated ONCE per
+step whatever K is (``v`` is shared by every Delta), costs more than the renders, so K > 1
+buys gradient quality at the price of renders alone, where taking K times as many K = 1
+steps would pay K loss evaluations for the same averaging. Antithetic pairs are what the
+two-sided difference already is. For a modulation effect (Flanger) the cosine stays near 0
+for every K and epsilon: the loss has no well-defined slope at these scales (the
+finite-difference reference disagrees with itself at h and h/2), so no estimator helps there.
 
 Bounds. Perturbed settings must stay in [0, 1]. We **shrink a per-example scalar**
 ``eps_i = min(eps, min_j min(p_ij, 1 - p_ij))`` so that ``p_i +- eps_i Delta_i`` is inside the
@@ -83,6 +96,57 @@ def perturbation_points(
     return p_plus, p_minus, eps
 
 
+def check_n_perturbations(n: Any) -> int:
+    """``n`` as a positive int (perturbations averaged per example per step), else ConfigError."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"SPSA n_perturbations must be an int >= 1, got {n!r}")
+    return int(n)
+
+
+def rademacher(gen: torch.Generator, k: int, b: int, n_p: int) -> np.ndarray:
+    """``k`` independent Rademacher (+-1) perturbations per example: (k, b, n_p) float64."""
+    return (torch.randint(0, 2, (k, b, n_p), generator=gen).to(torch.float64) * 2 - 1).numpy()
+
+
+def per_draw_estimates(
+    render: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    x: np.ndarray,
+    p: np.ndarray,
+    v: np.ndarray,
+    epsilon: float,
+    deltas: np.ndarray,
+    min_epsilon: float = 1e-3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided SPSA estimates of ``J^T v`` for each of ``K`` perturbations, rendered in ONE call.
+
+    ``render(xs, ps) -> (audio, ok)`` renders a batch; ``x`` (B, N), ``p`` (B, P), ``v`` (B, N)
+    (``dL/dy``), ``deltas`` (K, B, P) of +-1. Returns ``g`` (K, B, P) and ``ok`` (K, B) (both
+    sides rendered). All 2KB settings go to the pool together so its workers run them in
+    parallel.
+    """
+    k, b, n_p = deltas.shape
+    pts = [perturbation_points(p, epsilon, deltas[i], min_epsilon) for i in range(k)]
+    ps = np.concatenate([q[0] for q in pts] + [q[1] for q in pts])
+    xs = np.concatenate([x] * (2 * k))
+    y, ok = render(xs, ps)
+    y = np.asarray(y, dtype=np.float64).reshape(2, k, b, -1)
+    ok = np.asarray(ok, dtype=bool).reshape(2, k, b)
+    diff = y[0] - y[1]
+    # the actual half-distance between the two points (equals eps_i unless clipped by rounding)
+    half = np.stack([0.5 * np.abs(q[0] - q[1]).max(axis=1) for q in pts])  # (K, B)
+    proj = np.einsum("bn,kbn->kb", np.asarray(v, dtype=np.float64), diff) / (2.0 * np.maximum(half, 1e-12))
+    g = proj[..., None] * deltas  # Delta^{-1} = Delta for Rademacher entries
+    both = ok[0] & ok[1]
+    g[~both] = 0.0
+    return g, both
+
+
+def average_draws(g: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Mean over the perturbations that rendered (K, B, P) -> (B, P); zero rows where none did."""
+    n = ok.sum(axis=0).astype(np.float64)  # (B,)
+    return g.sum(axis=0) / np.maximum(n, 1.0)[:, None]
+
+
 class _SPSAFunction(torch.autograd.Function):
     """y = effect(x, p); backward: two-sided SPSA estimate of J^T grad_output."""
 
@@ -140,6 +204,7 @@ class EffectLayer(nn.Module):
         schedule: str | Callable[[int], float] | None = None,
         *,
         min_epsilon: float = 1e-3,
+        n_perturbations: int = 1,
         workers: int = 2,
         seed: int = 0,
     ):
@@ -151,6 +216,7 @@ class EffectLayer(nn.Module):
         self.epsilon = float(epsilon)
         self._schedule = epsilon_schedule(schedule, epsilon)
         self.min_epsilon = float(min_epsilon)
+        self.n_perturbations = check_n_perturbations(n_perturbations)
         self.workers = int(workers)
         self._pool = pool
         self._own_pool = pool is None
@@ -170,7 +236,7 @@ class EffectLayer(nn.Module):
 
     @property
     def renders_per_example_per_step(self) -> float:
-        """Perturbation renders per example per backward step, as counted (2)."""
+        """Perturbation renders per example per backward step, as counted (2 x n_perturbations)."""
         return self.renders_perturbation / self.examples_backward if self.examples_backward else math.nan
 
     @property
@@ -227,20 +293,20 @@ class EffectLayer(nn.Module):
         return y
 
     def _estimate(self, x: np.ndarray, p: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """SPSA estimate of J^T v for each example: (B, P)."""
+        """SPSA estimate of J^T v for each example: (B, P), averaged over ``n_perturbations``."""
         b, n_p = p.shape
         eps = self.current_epsilon
-        delta = (torch.randint(0, 2, (b, n_p), generator=self._gen).to(torch.float64) * 2 - 1).numpy()
-        p_plus, p_minus, eps_i = perturbation_points(p, eps, delta, self.min_epsilon)
-        # ONE pool call with 2B items: the workers render both sides of every example together
-        y = self._render(np.concatenate([x, x]), np.concatenate([p_plus, p_minus]), kind="perturbation")
-        ok = self._last_ok[:b] & self._last_ok[b:]
-        diff = y[:b].astype(np.float64) - y[b:].astype(np.float64)
-        # the actual half-distance between the two points (equals eps_i unless clipped by rounding)
-        half = 0.5 * np.abs(p_plus - p_minus).max(axis=1)
-        proj = np.einsum("bn,bn->b", v, diff) / (2.0 * np.maximum(half, 1e-12))
-        g = proj[:, None] * delta  # Delta^{-1} = Delta for Rademacher entries
-        g[~ok] = 0.0
+        deltas = rademacher(self._gen, self.n_perturbations, b, n_p)
+        g_k, ok_k = per_draw_estimates(
+            lambda xs, ps: (self._render(xs, ps, kind="perturbation"), self._last_ok),
+            x,
+            p,
+            v,
+            eps,
+            deltas,
+            self.min_epsilon,
+        )
+        g = average_draws(g_k, ok_k)
         self.examples_backward += b
         self.backward_steps += 1
         self.step += 1
@@ -275,4 +341,7 @@ class EffectLayer(nn.Module):
         return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
 
     def extra_repr(self) -> str:
-        return f"effect={self.effect.name}, sample_rate={self.sample_rate}, epsilon={self.epsilon}"
+        return (
+            f"effect={self.effect.name}, sample_rate={self.sample_rate}, epsilon={self.epsilon}, "
+            f"n_perturbations={self.n_perturbations}"
+        )

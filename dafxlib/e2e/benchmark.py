@@ -24,7 +24,7 @@ def spsa_benchmark(
     workers: Iterable[int] = (1, 2),
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """Time full SPSA training steps (forward render, loss, 2B perturbation renders, update)
+    """Time full SPSA training steps (forward render, loss, 2KB perturbation renders, update)
     with render pools of 1 and 2 workers on random clips. Returns per-worker timings and the
     counted renders per example per step."""
     with torch_threads(profile.controller.torch_threads):
@@ -57,7 +57,14 @@ def _spsa_benchmark(
             logits = torch.zeros(b, effect.n_params, requires_grad=True)
         opt = torch.optim.Adam([logits], lr=1e-2)
         with RenderPool(effect, sr, workers=w) as pool:
-            layer = EffectLayer(effect, sr, pool=pool, epsilon=profile.controller.spsa_epsilon, seed=seed)
+            layer = EffectLayer(
+                effect,
+                sr,
+                pool=pool,
+                epsilon=profile.controller.spsa_epsilon,
+                n_perturbations=profile.controller.spsa_perturbations,
+                seed=seed,
+            )
             times = []
             for i in range(steps + 1):  # the first step warms the pool up and is not timed
                 t0 = time.perf_counter()

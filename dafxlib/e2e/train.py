@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,15 +152,21 @@ def _tensors(data: Examples, with_audio: bool):
 
 def _eval_loss(module, loader) -> float:
     """Mean validation loss of ``module`` over ``loader`` (no gradient)."""
-    tot, n = 0.0, 0
+    return _eval_losses(module, loader)[0]
+
+
+def _eval_losses(module, loader) -> tuple[float, float]:
+    """Mean validation loss and its MR-STFT part (NaN in regression) of ``module`` over ``loader``."""
+    tot, spec, n = 0.0, 0.0, 0
     module.eval()
     with torch.no_grad():
         for batch in loader:
-            loss, _ = module._loss(batch, train=False)
+            loss, extra = module._loss(batch, train=False)
             tot += float(loss) * batch[0].shape[0]
+            spec += float(extra.get("mrstft_loss", math.nan)) * batch[0].shape[0]
             n += batch[0].shape[0]
     module.train()
-    return tot / max(n, 1)
+    return tot / max(n, 1), spec / max(n, 1)
 
 
 @dataclass
@@ -302,7 +308,8 @@ def _train_controller(
         model.set_standardisation(train.feature_matrix())
     mode = "regression" if signal == "regression" else "audio"
     epochs = cfg.regression_epochs if mode == "regression" else cfg.spsa_epochs
-    lr = cfg.spsa_lr if signal == "both" else cfg.lr  # fine-tuning takes the smaller step
+    # fine-tuning takes its own (smaller) step; SPSA from scratch its own; regression the base one
+    lr = {"both": cfg.spsa_lr, "audio": cfg.spsa_audio_lr, "regression": cfg.lr}[signal]
     run_dir = paths.cache_dir(profile.name, "controller_runs", f"{key}_{signal}")
     best_name = f"best_{h}"
     best_path = run_dir / f"{best_name}.ckpt"
@@ -331,10 +338,13 @@ def _train_controller(
             loss_hop_fraction=cfg.loss_hop_fraction,
         )
         initial_loss = None
-        if warm_start is not None:
-            # the warm start competes with the fine-tuned epochs for "best on validation"
-            initial_loss = _eval_loss(module, val_loader)
-            warm_rows.append({"epoch": -1, "step": 0, "val_loss": initial_loss})
+        if mode == "audio":
+            # the start of the budget curve; a warm start also competes with the fine-tuned
+            # epochs for "best on validation"
+            start_loss, start_spec = _eval_losses(module, val_loader)
+            warm_rows.append({"epoch": -1, "step": 0, "val_loss": start_loss, "val_mrstft_loss": start_spec})
+            if warm_start is not None:
+                initial_loss = start_loss
         cb = _best_weights_callback(run_dir, best_name, initial_loss)
         res = fit(
             module,
@@ -355,10 +365,20 @@ def _train_controller(
         from ..render import shared_pool
 
         with contextlib.nullcontext(shared_pool(effect, sr, workers=workers)) as pool:  # kept open for later calls
-            layer = EffectLayer(effect, sr, pool=pool, epsilon=cfg.spsa_epsilon, schedule=cfg.spsa_schedule, seed=seed)
+            layer = EffectLayer(
+                effect,
+                sr,
+                pool=pool,
+                epsilon=cfg.spsa_epsilon,
+                schedule=cfg.spsa_schedule,
+                n_perturbations=cfg.spsa_perturbations,
+                seed=seed,
+            )
             res = run(layer)
             if layer.backward_steps:
                 spsa_stats = {
+                    "batch_size": bs,
+                    "n_perturbations": layer.n_perturbations,
                     "renders_per_example_per_step": layer.renders_per_example_per_step,
                     "backward_steps": layer.backward_steps,
                     "renders": layer.renders_forward + layer.renders_perturbation,
@@ -399,3 +419,77 @@ def _train_controller(
     pred.info = {"hash": h, "val": val_scores, "encoder": fingerprint}
     _update_best(profile, key, signal, val_scores["mrstft"])
     return TrainedController(key, signal, pred, art, history, val_scores, wall, False, int(res.steps), spsa_stats)
+
+
+def budget_curve(tc: TrainedController) -> list[dict[str, float]]:
+    """Validation audio loss of an SPSA run against its budget, one row per validation point.
+
+    Rows ``{step, renders, val_loss, val_mrstft}`` from the run's log (the training loss on the
+    validation split after each epoch; ``step`` 0 is the warm start of ``both`` or the untrained
+    start of ``audio``, when logged). ``renders`` counts the training renders up to that step:
+    ``step x batch x (1 + 2 K)`` (forward plus two per perturbation). Empty for regression."""
+    if tc.signal == "regression" or not tc.spsa:
+        return []
+    b = float(tc.spsa.get("batch_size", math.nan))
+    per_ex = 1.0 + float(tc.spsa.get("renders_per_example_per_step", 2.0))
+    rows = []
+    for r in tc.history:
+        if "val_loss" not in r:
+            continue
+        step = int(r.get("step", 0)) if r.get("epoch", 0) >= 0 else 0
+        rows.append(
+            {
+                "step": step,
+                "renders": step * b * per_ex,
+                "val_loss": float(r["val_loss"]),
+                "val_mrstft": float(r.get("val_mrstft_loss", math.nan)),
+            }
+        )
+    return sorted(rows, key=lambda r: r["step"])
+
+
+def budget_curves(results: Mapping[str, Any]) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """:func:`budget_curve` of every SPSA controller: ``{effect: {signal: rows}}`` for results
+    with a ``controllers`` mapping (notebook 04's :class:`~dafxlib.e2e.stage.EffectResult`)."""
+    return {
+        key: {s: budget_curve(tc) for s, tc in r.controllers.items() if s != "regression"} for key, r in results.items()
+    }
+
+
+def budget_numbers(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]) -> dict[str, float]:
+    """Per effect and SPSA signal: steps, training renders, the validation loss at the start and
+    at the end, and the best over the run relative to the start (< 1: SPSA improved on its start)."""
+    out: dict[str, float] = {}
+    for key, per in curves.items():
+        for sig, rows in per.items():
+            if not rows:
+                continue
+            v = [r["val_loss"] for r in rows]
+            out[f"{key}.{sig}.steps"] = float(rows[-1]["step"])
+            out[f"{key}.{sig}.renders"] = float(rows[-1]["renders"])
+            out[f"{key}.{sig}.val_loss_start"] = float(v[0])
+            out[f"{key}.{sig}.val_loss_end"] = float(v[-1])
+            out[f"{key}.{sig}.best_over_start"] = float(min(v) / v[0]) if v[0] else math.nan
+    return out
+
+
+def spsa_targets(results: Mapping[str, Any]) -> dict[str, float]:
+    """Issue 13's SPSA targets on test MR-STFT, counted over the effects where each signal ran:
+    ``both`` at least 5% better than regression; ``audio`` better than do-nothing and at most
+    15% worse than regression. Also the mean ratios to regression."""
+    both, audio = [], []
+    for r in results.values():
+        m = {s: float(np.nanmean(d["mrstft"])) for s, d in r.test.items()}
+        if "both" in m and "regression" in m:
+            both.append(m["both"] / m["regression"])
+        if "audio" in m and "regression" in m:
+            audio.append((m["audio"] / m["regression"], m["audio"] < m["do_nothing"]))
+    return {
+        "n_both": len(both),
+        "n_both_5pct_better": int(sum(b <= 0.95 for b in both)),
+        "both_over_regression_mean": float(np.mean(both)) if both else math.nan,
+        "n_audio": len(audio),
+        "n_audio_beats_do_nothing": int(sum(a[1] for a in audio)),
+        "n_audio_within_15pct": int(sum(a[0] <= 1.15 for a in audio)),
+        "audio_over_regression_mean": float(np.mean([a[0] for a in audio])) if audio else math.nan,
+    }
