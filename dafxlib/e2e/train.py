@@ -387,10 +387,17 @@ def _train_controller(
                 }
     else:
         res = run(None)
-    if best_path.exists():
-        model.load_state_dict(_best_weights(best_path))
-    elif warm_start is not None:  # no epoch beat the warm start on validation: keep it
+    # Lightning's ModelCheckpoint saves the first epoch whatever ``best_model_score`` says (it
+    # has no top-k entry yet), so the warm start is compared with the logged epochs here
+    epoch_vals = [r["val_loss"] for r in read_log(run_dir) if "val_loss" in r and r.get("epoch", 0) >= 0]
+    warm_wins = (
+        warm_start is not None and bool(warm_rows) and (not epoch_vals or min(epoch_vals) >= warm_rows[0]["val_loss"])
+    )
+    if warm_start is not None and (warm_wins or not best_path.exists()):
+        # no epoch beat the warm start on validation: keep it
         model.load_state_dict(warm_start.predictor.model.state_dict())
+    elif best_path.exists():
+        model.load_state_dict(_best_weights(best_path))
     model.eval()
     pred = ControllerPredictor(model, feats_obj, key, signal, effect.param_names)
     p_val = pred.predict_features(val.feature_matrix())
