@@ -200,12 +200,13 @@ def test_chunked_render_is_identical(monkeypatch):
             super().__init__([ParamSpec("gain", 0.1, 1.0, 0.5)])
 
         def _render(self, audio, sample_rate, raw):
-            return audio * raw["gain"] * (np.nan if raw["gain"] > 0.9 else 1.0)
+            return audio * raw["gain"] * (np.nan if raw["gain"] > 0.7 else 1.0)
 
     clips = _corpus().select(split="train")
-    whole = make_examples(Gain(), clips, 11, seed=2, sample_rate=SR, half_samples=HALF, workers=1)
+    whole = make_examples(Gain(), clips, 13, seed=2, sample_rate=SR, half_samples=HALF, workers=1)
     monkeypatch.setattr(pairs, "_RENDER_CHUNK", 3)
-    chunked = make_examples(Gain(), clips, 11, seed=2, sample_rate=SR, half_samples=HALF, workers=1)
+    chunked = make_examples(Gain(), clips, 13, seed=2, sample_rate=SR, half_samples=HALF, workers=1)
+    assert whole.n_failed > 0  # the failed-render path is exercised
     assert whole.n_failed == chunked.n_failed and whole.failures == chunked.failures
     for name in ("x", "y", "y_ref", "p"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
