@@ -135,31 +135,46 @@ class Examples:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Examples:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return cls(
-                z["x"],
-                z["y"],
-                z["y_ref"],
-                z["p"],
-                z["clip_ids"],
-                meta["effect"],
-                tuple(meta["param_names"]),
-                int(meta["sample_rate"]),
-                z["kinds"],
-                int(meta["n_failed"]),
-                list(meta.get("failures", [])),
-            )
+    def load(cls, path: str | Path, *, lazy: bool = False) -> Examples:
+        """The examples saved at ``path``; ``lazy=True`` leaves the audio (x, y, y_ref) on disk
+        as :class:`dafxlib.storage.NpzRows` readers (rows read on demand, memory flat in n)."""
+        if lazy:
+            z = storage.npz_rows(path)
+            small = {k: np.asarray(z[k]) for k in ("p", "clip_ids", "kinds", "meta")}
+            return cls._from_members({**z, **small})
+        with np.load(path, allow_pickle=False) as f:
+            return cls._from_members({k: f[k] for k in f.files})
+
+    @classmethod
+    def _from_members(cls, z: dict[str, Any]) -> Examples:
+        meta = json.loads(str(z["meta"]))
+        return cls(
+            z["x"],
+            z["y"],
+            z["y_ref"],
+            z["p"],
+            z["clip_ids"],
+            meta["effect"],
+            tuple(meta["param_names"]),
+            int(meta["sample_rate"]),
+            z["kinds"],
+            int(meta["n_failed"]),
+            list(meta.get("failures", [])),
+        )
+
+
+#: rows per render call: the shared pool keeps buffers for its largest batch, so render in chunks
+_RENDER_CHUNK = 256
 
 
 def _render(effect, audios: np.ndarray, params: np.ndarray, sample_rate: int, workers: int):
-    """(audio, ok mask, reasons) through the render pool (failed renders reported, not fatal)."""
+    """(audio, ok mask, reasons) of one chunk through the shared render pool (failed renders
+    reported, not fatal). The pool (:func:`dafxlib.render.shared_pool`) stays open for the
+    next call, so a process pool (LV2) is started once per effect, not once per call."""
     from .render import render_batch
 
-    res = render_batch(effect, audios, params, sample_rate, workers=workers)
-    reasons = [f"{i}: {r}" for i, r in res.failed]
-    return np.asarray(res.audio, np.float32), np.asarray(res.ok, bool), reasons
+    res = render_batch(effect, audios, params, sample_rate, workers=workers, reuse=True)
+    return np.asarray(res.audio, np.float32), np.asarray(res.ok, bool), list(res.failed)
 
 
 def make_examples(
@@ -187,16 +202,27 @@ def make_examples(
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(clips)) for _ in range(-(-n // len(clips)))])[:n]
     p = rng.uniform(size=(n, effect.n_params)).astype(np.float32)
-    audios = np.stack([np.asarray(clips[i].audio[:need], np.float32) for i in order])
-    out, ok, reasons = _render(effect, audios, p.astype(np.float64), int(sample_rate), workers)
+    # rendered in chunks straight into the three halves (rows are independent, so chunking
+    # does not change a sample): memory is the examples themselves plus one chunk
+    h = int(half_samples)
+    x, y, y_ref = (np.empty((n, h), np.float32) for _ in range(3))
+    ok = np.empty(n, bool)
+    reasons: list[str] = []
+    for s in range(0, n, _RENDER_CHUNK):
+        e = min(n, s + _RENDER_CHUNK)
+        audios = np.stack([np.asarray(clips[i].audio[:need], np.float32) for i in order[s:e]])
+        out, ok[s:e], failed = _render(effect, audios, p[s:e].astype(np.float64), int(sample_rate), workers)
+        x[s:e], y[s:e], y_ref[s:e] = audios[:, :h], out[:, :h], out[:, h:need]
+        reasons += [f"{s + i}: {r}" for i, r in failed]
     keep = np.flatnonzero(ok)
     if keep.size == 0:
         raise EffectError(f"{effect.name}: every one of {n} renders failed, e.g. {reasons[:3]}")
-    h = int(half_samples)
+    if keep.size < n:
+        x, y, y_ref = x[keep], y[keep], y_ref[keep]
     return Examples(
-        x=audios[keep, :h].copy(),
-        y=out[keep, :h].copy(),
-        y_ref=out[keep, h:need].copy(),
+        x=x,
+        y=y,
+        y_ref=y_ref,
         p=p[keep],
         clip_ids=np.array([clips[i].id for i in order[keep]]),
         effect=effect.key,
@@ -225,13 +251,22 @@ def _cache_path(profile, effect_key: str, split: str, n: int, tag: str) -> Path:
 
 
 def cached_examples(
-    profile, effect_key: str, split: str, n: int, tag: str = "train", *, corpus=None, progress: bool = False
+    profile,
+    effect_key: str,
+    split: str,
+    n: int,
+    tag: str = "train",
+    *,
+    corpus=None,
+    progress: bool = False,
+    lazy: bool = False,
 ) -> Examples:
     """Examples of one effect on one corpus split, rendered once and cached (npz).
 
     The seed is derived from ``(profile.seed, effect_key, split, tag)``, so different tags
     give independent settings on the same clips. ``corpus`` may be passed to avoid a
     rebuild; by default :func:`dafxlib.corpus.build_corpus` (cached) is called.
+    ``lazy=True`` returns the audio as on-disk row readers (:meth:`Examples.load`).
     """
     if split not in ("train", "val", "test"):
         raise DatasetError(f"split must be 'train', 'val' or 'test', got {split!r}")
@@ -241,10 +276,10 @@ def cached_examples(
     key = effect.key
     path = _cache_path(profile, key, split, n, tag)
     if path.exists():
-        return Examples.load(path)
+        return Examples.load(path, lazy=lazy)
     with storage.locked(path):
         if path.exists():
-            return Examples.load(path)
+            return Examples.load(path, lazy=lazy)
         if corpus is None:
             from .corpus import build_corpus
 
@@ -262,7 +297,7 @@ def cached_examples(
             workers=profile.effects.workers,
         )
         ex.save(path)
-    return ex
+    return Examples.load(path, lazy=True) if lazy else ex
 
 
 class PairSpecDataset(Dataset):

@@ -120,3 +120,127 @@ def _jsonable(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class NpzRows:
+    """Rows of one uncompressed ``.npz`` member read from disk on demand, never held whole.
+
+    Indexing reads only the rows asked for (``os.pread``, no memory map, so the rows read
+    do not stay in the process's resident memory): an int gives one row, a slice or an index
+    array gives a new array, a tuple indexes the rows first and then the rest. ``len``,
+    ``shape``, ``dtype`` and ``ndim`` are those of the stored array; ``numpy.asarray`` reads it
+    all.
+    """
+
+    def __init__(self, path: str | os.PathLike, offset: int, dtype: Any, shape: tuple[int, ...]):
+        import numpy as np
+
+        self.path = Path(path)
+        self.offset = int(offset)
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shape:
+            raise CorruptFileError(f"{path}: NpzRows needs an array with at least one axis")
+        self.ndim = len(self.shape)
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.nbytes = self.row_bytes * self.shape[0]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"<NpzRows {self.path.name}@{self.offset} {self.dtype} {self.shape}>"
+
+    def _read(self, start: int, count: int) -> Any:
+        import numpy as np
+
+        out = np.empty((count, *self.row_shape), self.dtype)
+        if count == 0 or self.row_bytes == 0:
+            return out
+        want = count * self.row_bytes
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            got = os.preadv(fd, [out.reshape(-1).view(np.uint8).data], self.offset + start * self.row_bytes)
+        finally:
+            os.close(fd)
+        if got != want:
+            raise CorruptFileError(f"{self.path} is truncated (read {got} of {want} bytes); delete it and run again")
+        return out
+
+    def __getitem__(self, key: Any) -> Any:
+        import numpy as np
+
+        rest: tuple[Any, ...] = ()
+        if isinstance(key, tuple):
+            key, rest = (key[0], key[1:]) if key else (slice(None), ())
+        n = self.shape[0]
+        one = isinstance(key, (int, np.integer))
+        if one:
+            i = int(key) + n if int(key) < 0 else int(key)
+            if not 0 <= i < n:
+                raise IndexError(f"row {int(key)} out of range for {n} rows")
+            out = self._read(i, 1)[0]
+        elif isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step == 1:
+                out = self._read(start, max(0, stop - start))
+            else:
+                out = self[np.arange(start, stop, step)]
+        else:
+            idx = np.asarray(key)
+            if idx.dtype == bool:
+                idx = np.flatnonzero(idx)
+            idx = np.where(idx < 0, idx + n, idx).astype(np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise IndexError(f"row index out of range for {n} rows")
+            out = np.empty((idx.size, *self.row_shape), self.dtype)
+            for j, row in enumerate(idx.tolist()):
+                out[j] = self._read(row, 1)[0]
+        if not rest:
+            return out
+        return out[rest] if one else out[(slice(None), *rest)]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        a = self._read(0, self.shape[0])
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+
+def npz_rows(path: str | os.PathLike) -> dict[str, Any]:
+    """The members of an ``.npz`` file: :class:`NpzRows` readers for uncompressed arrays
+    with at least one axis (as :func:`save_npz` writes them), loaded arrays for the rest."""
+    import zipfile
+
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    try:
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if info.compress_type != zipfile.ZIP_STORED:
+                    with zf.open(info) as member:
+                        out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                    continue
+                fh.seek(info.header_offset)
+                local = fh.read(30)
+                if local[:4] != b"PK\x03\x04":
+                    raise CorruptFileError(f"{path}: bad zip member header for {info.filename}")
+                start = info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                start += int.from_bytes(local[28:30], "little")
+                fh.seek(start)
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    shape, fortran, dtype = (), True, None
+                if fortran or dtype is None or dtype.hasobject or not shape:
+                    with zf.open(info) as member:
+                        out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                else:
+                    out[name] = NpzRows(path, fh.tell(), dtype, shape)
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CorruptFileError(f"{path} is damaged ({exc}); delete it and run again (it is rebuilt)") from exc
+    return out

@@ -78,7 +78,7 @@ def both(tmp_path, monkeypatch):
     monkeypatch.setattr(vdata, "_unseen", lambda: ("ambience",))
     prof, corpus = _profile(), _corpus()
     eager = vdata.load_vae_data(prof, corpus=corpus, stream=False)
-    stream = vdata.load_vae_data(prof, corpus=corpus)
+    stream = vdata.load_vae_data(prof, corpus=corpus, stream=True)
     return prof, corpus, stream, eager
 
 
@@ -149,7 +149,7 @@ def test_streaming_latents_and_losses_match(both):
     np.testing.assert_array_equal(
         enc.embed_images(stream.train_ds.images, 8), enc.embed_images(eager.train_ds.images, 8)
     )
-    ps = vdata.load_probe_data(prof, corpus=corpus)
+    ps = vdata.load_probe_data(prof, corpus=corpus, stream=True)
     pe = vdata.load_probe_data(prof, corpus=corpus, stream=False)
     assert isinstance(ps.seen_test["ringmod"].x, storage.NpzRows)
     for group in ("seen_test", "unseen_train", "unseen_test"):
@@ -210,3 +210,19 @@ def test_chunked_render_is_identical(monkeypatch):
     assert whole.n_failed == chunked.n_failed and whole.failures == chunked.failures
     for name in ("x", "y", "y_ref", "p"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+
+
+def test_the_profile_decides_when_to_stream():
+    from dafxlib.config import get_profile
+
+    default, paper = get_profile("default"), get_profile("paper")
+    # the default profile's VAE data fit in memory (per-batch images would cost it time, measured)
+    n_default = 4 * (default.vae.n_train_per_effect + default.vae.n_val_per_effect)
+    assert vdata.in_memory_bytes(default, n_default) < vdata.STREAM_ABOVE_BYTES
+    assert not vdata.should_stream(default, n_default)
+    assert vdata.should_stream(default, 10**6)  # "auto": far more examples stream
+    # the paper profile streams always (so its small fixture runs take the real run's path)
+    assert paper.vae.stream_data == "always" and vdata.should_stream(paper, 1)
+    assert vdata.in_memory_bytes(paper, 4 * 5500) > 25 * 1024**3  # what the in-memory loader would hold (VAE data only)
+    never = get_profile("paper", {"vae.stream_data": "never"})
+    assert not vdata.should_stream(never, 10**6)
