@@ -10,7 +10,7 @@ Placeholder syntax (double braces, spaces optional):
 - ``{{ fig:NAME }}`` or ``{{ fig:NAME | caption }}``: one figure (``figures/NAME.png``).
 - ``{{ figs:NN }}``: every figure of notebook NN not placed by a ``fig:`` placeholder.
 - ``{{ table:NAME }}`` / ``{{ table:NAME | ARG }}``: a table generated from numbers.json:
-  ``eval_<metric>`` (effects x corpora, cells "controller / do-nothing / random / ITO / oracle";
+  ``eval_<metric>`` (effects x corpora, cells "controller / do-nothing / random / ITO / ITO amortised / oracle";
   ARG = comma-separated methods), ``eval_wins``, ``eval_seen_unseen`` (ARG = metric),
   ``eval_cost``, ``prefix:PREFIX`` (every number under a key prefix), ``notebook:NN``
   (every number notebook NN recorded), ``provenance`` (notebook wall times).
@@ -94,7 +94,7 @@ KEY_STAGE = {
 INCLUDE_RE = re.compile(r"\{\{\s*include\s*:\s*([a-z0-9_]+)\s*\}\}")
 #: the heading that starts the appendix (the body before it is what a reader reads)
 APPENDIX_HEADING = "## Appendix"
-TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "oracle")
+TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "ito_amortised", "oracle")
 CORPUS_ORDER = ("speech", "vctk", "daps", "music", "musdb18", "user")
 
 
@@ -196,7 +196,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _eval_index(numbers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Corpora and effects present as eval.<corpus>.<effect>.<method>.<metric> keys."""
     corpora, effects = [], []
-    skip = {"wins", "cost", "excluded", "seen", "unseen"}
+    skip = {"wins", "cost", "excluded", "seen", "unseen", "ito_budget"}
     for k in numbers:
         parts = k.split(".")
         if (

@@ -61,6 +61,13 @@ class NoisyTruth:
         return np.clip(self.p + self.noise * rng.standard_normal(self.p.shape), 0, 1)
 
 
+class HalfChain:
+    """A stand-in for the deepafx chain controller: halves the input (its own output, no render)."""
+
+    def apply(self, x, y_ref):
+        return 0.5 * np.asarray(x, np.float32), np.zeros((len(x), 18))
+
+
 def make_set(n=6, seed=0, corpus="speech", effect="drive") -> Examples:
     rng = np.random.default_rng(seed)
     fx = Drive()
@@ -93,7 +100,8 @@ def make_set(n=6, seed=0, corpus="speech", effect="drive") -> Examples:
 def cell():
     es = make_set(6)
     pool = CountingPool(Drive())
-    preds = {"regression": NoisyTruth(es.p, 0.05), "both": NoisyTruth(es.p, 0.3, seed=1)}
+    preds = {"regression": NoisyTruth(es.p, 0.05), "both": NoisyTruth(es.p, 0.3, seed=1), "deepafx": HalfChain()}
+    preds["ito_amortised"] = preds["regression"]  # run.py maps the best signal's controller to this name
     cr = ev.evaluate_cell(
         es,
         pool,
@@ -130,6 +138,10 @@ def test_scores_are_against_the_ground_truth(cell):
     oracle = df[df.method == "oracle"]
     assert np.all(oracle["mrstft"] < 1e-4) and np.allclose(oracle["param_mae"], 0.0, atol=1e-6)
     assert df[df.method == "do_nothing"]["param_mae"].isna().all()  # no settings: not applicable
+    # the chain's settings are not the effect's: no parameter error, and its output is its own
+    assert df[df.method == "deepafx"]["param_mae"].isna().all()
+    got = df[df.method == "deepafx"].sort_values("item")["mrstft"].to_numpy()
+    assert np.allclose(got, M.compute_metrics(0.5 * es.x, es.y, SR, metrics=["mrstft"])[0]["mrstft"])
     m = df.groupby("method")["mrstft"].mean()
     assert m["controller_regression"] < m["controller_both"] < m["random"]
 

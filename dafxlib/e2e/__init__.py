@@ -29,7 +29,8 @@ threads made these tiny ops many times slower). The render pool's workers are se
 Modules: :mod:`.artifacts` (stored controllers and the best-signal table), :mod:`.data`
 (examples with their cached features), :mod:`.train` (one controller, one signal),
 :mod:`.scoring` (held-out scores), :mod:`.stage` (every effect, the notebook's stage
-function) and :mod:`.benchmark` (the SPSA step timing).
+function), :mod:`.benchmark` (the SPSA step timing) and :mod:`.deepafx` (the DeepAFx-ST-style
+comparison: a controller of a differentiable EQ + compressor trained by autodiff).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .artifacts import (
 )
 from .benchmark import spsa_benchmark
 from .data import load_data, make_features
+from .deepafx import DeepAFxResult, deepafx_markdown, deepafx_numbers, load_deepafx, run_deepafx
 from .scoring import score
 from .stage import (
     EffectResult,
@@ -61,6 +63,7 @@ from .train import TrainedController, audio_loss_fn, train_controller
 
 __all__ = [
     "BEST_JSON",
+    "DeepAFxResult",
     "EffectResult",
     "FORMAT_VERSION",
     "MADE_BY",
@@ -71,12 +74,16 @@ __all__ = [
     "beats_baselines",
     "best_signal",
     "chosen_signal",
+    "deepafx_markdown",
+    "deepafx_numbers",
     "encoder_fingerprint",
     "evaluate_test",
     "load_controller",
+    "load_deepafx",
     "load_data",
     "make_features",
     "results_numbers",
+    "run_deepafx",
     "run_effect",
     "run_end_to_end",
     "score",

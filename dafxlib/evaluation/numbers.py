@@ -21,9 +21,9 @@ def number_entries(res: EvalResults, summary=None) -> dict[str, Any]:
     - ``eval.<seen|unseen>.<method>.<metric>`` and ``eval.<corpus>.<all|seen|unseen>.<method>.<metric>``:
       means of cell means (mrstft, pesq, param_mae, param_mae_id);
     - ``eval.<corpus>.<effect>.<m>.win_rate_vs_<do_nothing|random>``: share of clips where
-      m (controller, ito) has the lower MR-STFT (ties count half);
+      m (controller, ito, ito_amortised) has the lower MR-STFT (ties count half);
     - ``eval.wins.<m>_vs_<do_nothing|random>`` (cells with a lower mean MR-STFT; m in
-      controller, ito), ``eval.wins.<m>_vs_both``, ``eval.wins.significant.*``,
+      controller, ito, ito_amortised), ``eval.wins.<m>_vs_both``, ``eval.wins.significant.*``,
       ``eval.wins.seen.*``, ``eval.wins.unseen.*``, ``eval.wins.cells_<m>``;
     - ``eval.<corpus>.ratio_to_do_nothing.<method>``: mean over effects of the cell-mean MR-STFT
       ratio method / do-nothing (the issue-13 target is read on the controller's);
@@ -70,7 +70,7 @@ def number_entries(res: EvalResults, summary=None) -> dict[str, Any]:
     out["eval.n_effects"] = len(res.effects)
     out["eval.n_methods"] = len(res.methods)
     methods = set(res.methods)
-    for method in ("controller", "ito"):
+    for method in ("controller", "ito", "ito_amortised"):
         if method not in methods:
             continue
         wt = res.wins(method, ("do_nothing", "random"))

@@ -21,11 +21,12 @@ from .sets import effect_fingerprint, eval_set, test_clip_groups
 def _load_predictors(profile: Profile, effect_key: str, methods: Sequence[str], encoder=None):
     """Trained controllers by signal, and the best signal (None where none were trained)."""
     want = {m.split("_", 1)[1] for m in methods if m.startswith("controller_")}
-    if "controller" in methods:
+    needs_best = "controller" in methods or "ito_amortised" in methods  # ito_amortised starts from it
+    if needs_best:
         want |= set(SIGNALS)
     preds: dict[str, Any] = {}
     best: str | None = None
-    if not want:
+    if not want and "deepafx" not in methods:
         return preds, best
     try:
         from ..e2e import best_signal, load_controller
@@ -41,11 +42,20 @@ def _load_predictors(profile: Profile, effect_key: str, methods: Sequence[str], 
                 )
             except MissingArtifactError:
                 pass
-    if "controller" in methods:
+    if needs_best:
         try:
             best = best_signal(profile, effect_key)
         except MissingArtifactError:
             best = None
+    if "ito_amortised" in methods and best in preds:
+        preds["ito_amortised"] = preds[best]
+    if "deepafx" in methods:  # the DeepAFx-ST-style chain controller, under its method name
+        from ..e2e.deepafx import load_deepafx
+
+        try:
+            preds["deepafx"] = load_deepafx(profile, effect_key, encoder=encoder)
+        except MissingArtifactError:
+            pass
     return preds, best
 
 
@@ -56,8 +66,9 @@ NO_TRAINING: tuple[str, ...] = ("do_nothing", "random", "mean_params", "oracle")
 def _load_trained(prof: Profile, fx: Mapping[str, Any], methods: Sequence[str], log) -> tuple[Any, dict]:
     """The encoder and each effect's controllers; MissingArtifactError listing every trained
     artifact a requested method needs and does not find (a partial evaluation is refused)."""
-    encoder, loaded, gaps = None, {}, []
-    if "ito" in methods or any(m.startswith("controller") for m in methods):
+    encoder, gaps = None, []
+    loaded: dict[str, tuple[Any, Any, np.ndarray | None]] = {}
+    if {"ito", "ito_amortised", "deepafx"} & set(methods) or any(m.startswith("controller") for m in methods):
         try:
             from ..models.encoder import load_selected_encoder
 
@@ -67,7 +78,11 @@ def _load_trained(prof: Profile, fx: Mapping[str, Any], methods: Sequence[str], 
     missing_ctl = []
     for e, effect in fx.items():
         preds, best = _load_predictors(prof, effect.key, methods, encoder)
-        loaded[e] = (preds, best)
+        loaded[e] = (preds, best, None)  # the knob mask is added below
+        if "deepafx" in methods and "deepafx" not in preds:
+            missing_ctl.append(f"{e} (deepafx)")
+        if "ito_amortised" in methods and "ito_amortised" not in preds:
+            missing_ctl.append(f"{e} (best controller, the start of ito_amortised)")
         if not any(m.startswith("controller") for m in methods):
             continue
         from ..e2e import signals_for
@@ -77,6 +92,15 @@ def _load_trained(prof: Profile, fx: Mapping[str, Any], methods: Sequence[str], 
         lost = [s for s in want if s not in preds]
         if lost or ("controller" in methods and best is None):
             missing_ctl.append(f"{e} ({', '.join(lost) or 'best signal'})")
+    if any(m.startswith("controller") for m in methods):
+        from ..e2e.identifiability import load_masks
+
+        try:
+            masks = load_masks(prof.name)
+        except MissingArtifactError:
+            gaps.append("the knob identifiability table (notebook 04_end_to_end)")
+        else:
+            loaded = {e: (preds, best, masks.get(e)) for e, (preds, best, _) in loaded.items()}
     if missing_ctl:
         more = f" and {len(missing_ctl) - 4} more" if len(missing_ctl) > 4 else ""
         gaps.append(
@@ -157,7 +181,7 @@ def run_evaluation(
     t_all = time.perf_counter()
     for e in effects:
         effect = fx[e]
-        preds, best = loaded[e]
+        preds, best, knob_mask = loaded[e]
         with RenderPool(effect, prof.data.sample_rate, workers=prof.effects.workers) as pool:
             warm = np.zeros((max(1, prof.effects.workers), prof.half_samples), np.float32)
             warm[:, ::50] = 0.1
@@ -176,6 +200,7 @@ def run_evaluation(
                     seed=prof.seed,
                     workers=prof.effects.workers,
                     seen=effect.key in SEEN,
+                    knob_mask=knob_mask,
                 )
                 rows += cr.rows
                 costs += cr.costs
