@@ -244,3 +244,25 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     assert len(val_losses) == 3 and both.history[0]["epoch"] == -1  # warm start + 2 epochs
     with pytest.raises(ConfigError):
         e2e.train_controller(prof, eff, "both", train, val, fingerprint="none", features=feats)
+
+
+def test_descriptors_find_the_echo_time_and_the_modulation_rate():
+    from dafxlib.models.controller import descriptor_features, descriptor_names
+
+    sr = 24_000
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((2, sr))).astype(np.float32)
+    y = x.copy()
+    d = int(0.123 * sr)
+    y[:, d:] += 0.7 * x[:, :-d]  # one echo at 123 ms
+    t = np.arange(sr) / sr
+    y[1] *= (1.0 + 0.8 * np.sin(2 * np.pi * 4.0 * t)).astype(np.float32)  # tremolo at 4 Hz on clip 1
+    names = descriptor_names()
+    f = descriptor_features(y, sr)
+    assert f.shape == (2, len(names))
+    assert 2 ** f[0, names.index("acf_peak_lag_log2s")] == pytest.approx(0.123, abs=0.001)
+    assert f[0, names.index("acf_peak")] > 0.3
+    # the second peak is another lag, not the first one's neighbour
+    assert abs(f[0, names.index("acf_peak2_lag_log2s")] - f[0, names.index("acf_peak_lag_log2s")]) > 0.02
+    assert 2 ** f[1, names.index("env_mod_peak_log2hz")] == pytest.approx(4.0, rel=0.1)
+    assert f[1, names.index("env_mod_peak")] > f[0, names.index("env_mod_peak")]

@@ -29,7 +29,7 @@ BEST_JSON = "controllers/best_signal.json"
 
 
 #: bump when the artifact layout or the training procedure changes
-FORMAT_VERSION = 2  # 2: level features and descriptors in float64 through audio.rms_db / peak_db
+FORMAT_VERSION = 3  # 2: levels through audio.rms_db / peak_db; 3: echo-peak and modulation-rate descriptors
 
 
 def _profile(profile: Profile | str) -> Profile:
