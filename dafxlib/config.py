@@ -240,7 +240,7 @@ class DeepAFxConfig:
 
 
 @dataclass(frozen=True)
-class LatentConfig:
+class PlaneConfig:
     """Notebook 05: the UMAP control plane (dafxlib.plane)."""
 
     #: random settings embedded per effect (each rendered on every one of n_clips train clips;
@@ -306,7 +306,7 @@ class Profile:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     deepafx: DeepAFxConfig = field(default_factory=DeepAFxConfig)
-    latent: LatentConfig = field(default_factory=LatentConfig)
+    plane: PlaneConfig = field(default_factory=PlaneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -364,7 +364,7 @@ _SMOKE = Profile(
         ablation_effects=("overdrive",),
     ),
     deepafx=DeepAFxConfig(batch_size=8, crop_samples=4096),
-    latent=LatentConfig(
+    plane=PlaneConfig(
         n_settings=60,
         n_clips=1,
         grid=8,
@@ -416,7 +416,7 @@ _PAPER = Profile(
         loss_hop_fraction=None,
         torch_threads=None,
     ),
-    latent=LatentConfig(n_settings=1000, n_clips=5, grid=64, n_heldout=100),
+    plane=PlaneConfig(n_settings=1000, n_clips=5, grid=64, n_heldout=100),
     eval=EvalConfig(n_per_cell=1000, ito_budget=200, bootstrap=2000, ito_curve_budgets=(12, 50, 200, 800)),
 )
 
@@ -567,6 +567,11 @@ def valid_keys(profile: Profile | None = None) -> list[str]:
 def apply_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Profile:
     for key, value in (overrides or {}).items():
         parts = key.split(".")
+        if parts[0] == "latent" and key not in valid_keys(profile):
+            raise ConfigError(
+                f"override {key!r}: the UMAP control plane's section is now called 'plane' "
+                f"(use plane.{'.'.join(parts[1:])}); 'latent' always means the VAE latent"
+            )
         if key not in valid_keys(profile):
             raise ConfigError(f"unknown override key {key!r}; valid keys are: " + ", ".join(valid_keys(profile)))
         if len(parts) == 1:

@@ -86,7 +86,7 @@ KEY_STAGE = {
     "controller": "04",
     "e2e": "04",
     "spsa": "04",
-    "latent": "05",
+    "plane": "05",
     "widgets": "05",
     "eval": "06",
     "study": "06",

@@ -113,7 +113,7 @@ class ControlSurface:
         from .effects import ALL, get_effect
 
         if planes is None:
-            keys = list(effect_keys or profile.latent.effects or ALL)
+            keys = list(effect_keys or profile.plane.effects or ALL)
             planes = {k: plane.load_plane(profile.name, k) for k in keys}
         effects = {k: get_effect(k, profile.effects.effect_set) for k in planes}
         if corpus is None:

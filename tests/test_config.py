@@ -65,7 +65,7 @@ def test_profiles_are_frozen_and_hash_is_stable():
 
 def test_valid_keys_cover_every_section():
     keys = valid_keys()
-    for section in ("data", "effects", "spec", "vae", "sweep", "controller", "latent", "eval"):
+    for section in ("data", "effects", "spec", "vae", "sweep", "controller", "plane", "eval"):
         assert any(k.startswith(section + ".") for k in keys)
 
 
@@ -75,7 +75,7 @@ def test_overrides_are_typed_from_the_annotations():
         get_profile("default", {"controller.spsa_n_train": "abc"})
     assert get_profile("default", {"controller.spsa_n_train": "null"}).controller.spsa_n_train is None
     assert get_profile("default", {"controller.spsa_n_train": "64"}).controller.spsa_n_train == 64
-    assert get_profile("default", {"latent.effects": '["delay"]'}).latent.effects == ("delay",)
+    assert get_profile("default", {"plane.effects": '["delay"]'}).plane.effects == ("delay",)
     assert get_profile("default", {"vae.umap_epochs": 5}).vae.umap_epochs == 5
     # a string where a string is allowed stays a string (no JSON: "123" is a name, not a number)
     assert get_profile("default", {"data.dataset_root": "123"}).data.dataset_root == "123"
@@ -97,9 +97,15 @@ def test_constraints_are_declared_beside_the_fields():
         assert validate(PROFILES[name]) is PROFILES[name]
     with pytest.raises(ConfigError, match="train .* and test .* must be > 0"):
         get_profile("default", {"data.split": [0.9, 0.1, 0.0]})
-    with pytest.raises(ConfigError, match="latent.n_settings=3: must be >= 4"):
-        get_profile("default", {"latent.n_settings": 3})
+    with pytest.raises(ConfigError, match="plane.n_settings=3: must be >= 4"):
+        get_profile("default", {"plane.n_settings": 3})
     with pytest.raises(ConfigError, match="sweep.modes='both': must be one of"):
         get_profile("default", {"sweep.modes": '["joint", "both"]'})
     with pytest.raises(ConfigError, match="needs at least one value"):
         get_profile("default", {"controller.signals": "[]"})
+
+
+def test_the_old_latent_section_name_points_to_plane():
+    with pytest.raises(ConfigError, match=r"now called 'plane' \(use plane.n_settings\)"):
+        get_profile("default", {"latent.n_settings": 100})
+    assert get_profile("default", {"plane.n_settings": 100}).plane.n_settings == 100

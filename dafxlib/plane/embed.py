@@ -89,7 +89,7 @@ def embed_settings(
     (B, D). A setting whose render fails on any clip is dropped and counted in ``n_failed``.
     Pass ``params01`` to embed given settings instead of random ones."""
     if len(clips) == 0:
-        raise ConfigError("embed_settings needs at least one clip (profile.latent.n_clips >= 1)")
+        raise ConfigError("embed_settings needs at least one clip (profile.plane.n_clips >= 1)")
     if params01 is None:
         if n_settings < 1:
             raise ConfigError(f"n_settings must be >= 1, got {n_settings}")

@@ -270,7 +270,7 @@ def _umap(n_points: int, n_neighbors: int, seed: int, n_epochs: int | None, min_
     import umap
 
     if n_points < 4:
-        raise ConfigError(f"UMAP needs at least 4 settings, got {n_points}; raise profile.latent.n_settings")
+        raise ConfigError(f"UMAP needs at least 4 settings, got {n_points}; raise profile.plane.n_settings")
     k = max(2, min(int(n_neighbors), n_points - 1))
     return umap.UMAP(
         n_components=2,

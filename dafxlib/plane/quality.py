@@ -184,7 +184,7 @@ def plane_quality(
     seed: int = 0,
     workers: int = 2,
 ) -> dict[str, Any]:
-    """All quality numbers of one plane as a flat dict (number keys under ``latent.<effect>``)."""
+    """All quality numbers of one plane as a flat dict (number keys under ``plane.<effect>``)."""
     cov = coverage(plane)
     q: dict[str, Any] = {
         "smoothness": smoothness(plane, seed=seed),
@@ -206,7 +206,7 @@ def plane_quality(
 
 
 def quality_numbers(quality: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """Flatten per-effect quality into ``<effect>.<metric>`` keys for ``record_numbers('latent', ...)``."""
+    """Flatten per-effect quality into ``<effect>.<metric>`` keys for ``record_numbers('plane', ...)``."""
     keep = (
         "smoothness",
         "coverage",

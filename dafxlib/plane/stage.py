@@ -54,11 +54,11 @@ def fit_effects(
     save: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> LatentRun:
-    """Embed, fit, evaluate and save the planes of ``effect_keys`` (default: profile.latent.effects
+    """Embed, fit, evaluate and save the planes of ``effect_keys`` (default: profile.plane.effects
     or all nine) in one process, so UMAP's JIT is paid once."""
     from ..effects import ALL, get_effect
 
-    cfg = profile.latent
+    cfg = profile.plane
     keys = list(effect_keys or cfg.effects or ALL)
     if encoder is None:
         from ..models.encoder import load_selected_encoder
