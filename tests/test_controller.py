@@ -147,8 +147,13 @@ def test_signals_for_profiles():
     from dafxlib.e2e import signals_for
 
     d = get_profile("default")
+    # the SPSA-only "audio" signal (the study's method) runs on every effect
     assert signals_for(d, "overdrive") == ["regression", "both", "audio"]
-    assert signals_for(d, "delay") == ["regression", "both"]
+    assert signals_for(d, "delay") == ["regression", "both", "audio"]
+    assert signals_for(get_profile("default", {"controller.ablation_effects": '["overdrive"]'}), "delay") == [
+        "regression",
+        "both",
+    ]
     assert signals_for(get_profile("paper"), "leslie") == ["regression", "both", "audio"]
     with pytest.raises(ConfigError):
         signals_for(get_profile("default", {"controller.signals": ["magic"]}), "delay")
@@ -207,7 +212,7 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     both = e2e.train_controller(
         prof, eff, "both", train, val, fingerprint="none", features=feats, warm_start=reg, progress=False
     )
-    assert both.spsa["renders_per_example_per_step"] == 2
+    assert both.spsa["renders_per_example_per_step"] == 2 * prof.controller.spsa_perturbations
     assert both.spsa["backward_steps"] == 2 * 2  # 2 epochs x 32/16 batches
     # the kept weights are the best on the validation audio loss, warm start included
     from torch.utils.data import DataLoader
@@ -238,7 +243,10 @@ def test_both_signal_fine_tunes_with_spsa_and_never_worsens_validation(profile):
     assert losses["both"] <= losses["regression"] + 1e-6, losses
     val_losses = [r["val_loss"] for r in both.history if "val_loss" in r]
     blob = torch.load(both.artifact, weights_only=False)
-    assert blob["signal"] == "both" and blob["spsa"]["renders_per_example_per_step"] == 2
+    assert (
+        blob["signal"] == "both"
+        and blob["spsa"]["renders_per_example_per_step"] == 2 * get_profile(profile).controller.spsa_perturbations
+    )
     best = e2e.best_signal(prof, eff.key)
     assert best in ("regression", "both")
     assert len(val_losses) == 3 and both.history[0]["epoch"] == -1  # warm start + 2 epochs

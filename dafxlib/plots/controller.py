@@ -252,3 +252,70 @@ def example_audio(result: Any, sample_rate: int, signal: str, index: int = 0) ->
     peak = max(float(np.max(np.abs(a))) for a in clips.values()) or 1.0
     scale = min(1.0, 0.99 / peak)
     return {k: Audio(np.clip(a * scale, -1, 1), rate=int(sample_rate), normalize=False) for k, a in clips.items()}
+
+
+def plot_gradient_quality(summary: Any, info: Mapping[str, Mapping[str, float]] | None = None):
+    """SPSA gradient quality (:func:`dafxlib.e2e.gradcheck.summarise` table): cosine with the
+    finite-difference reference against perturbations per example, one panel per effect and a
+    line per epsilon (mean over distances, band = mean of the 25-75% ranges), and against the
+    distance of the evaluation point to the [0, 1] bounds (mean over epsilons, a line per K)."""
+    effects = list(dict.fromkeys(summary["effect"]))
+    fig, axes = new_figure(2, len(effects), width=3.0 * len(effects), row_height=2.5)
+    eps_cols = ["#9ecae1", "#3182bd", "#08519c", "#08306b"]
+    k_cols = ["#fdae6b", "#f16913", "#d94801", "#7f2704"]
+    for c, key in enumerate(effects):
+        s = summary[summary["effect"] == key]
+        ax = axes[0][c]
+        for i, (eps, g) in enumerate(s.groupby("epsilon")):
+            m = g.groupby("K")[["mean", "q25", "q75"]].mean()
+            ax.plot(m.index, m["mean"], "o-", color=eps_cols[i % 4], label=f"eps {eps:g}", ms=3)
+            ax.fill_between(m.index, m["q25"], m["q75"], color=eps_cols[i % 4], alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(s["K"])), [str(k) for k in sorted(set(s["K"]))])
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylim(-1, 1)
+        title = key
+        if info and key in info:
+            title += f"  (reference self-cosine {info[key]['ref_self_cosine']:.2f})"
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("perturbations per example (K)")
+        ax = axes[1][c]
+        for i, (k, g) in enumerate(s.groupby("K")):
+            m = g.groupby("distance")["mean"].mean()
+            ax.plot(m.index, m.values, "o-", color=k_cols[i % 4], label=f"K={k}", ms=3)
+        ax.set_xscale("log")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylim(-1, 1)
+        ax.set_xlabel("distance of the point to the [0, 1] bounds")
+    axes[0][0].set_ylabel("cosine(SPSA, finite diff.)")
+    axes[1][0].set_ylabel("cosine (mean over eps)")
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    fig.suptitle("SPSA gradient quality: cosine with a per-parameter central-difference reference", fontsize=9)
+    return fig
+
+
+def plot_budget_curve(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]):
+    """Validation audio loss of each SPSA run against training renders (``curves[effect][signal]``
+    = rows of :func:`dafxlib.e2e.train.budget_curve`), relative to its start (step 0): below 1
+    means SPSA improved on where it started (the regression model for ``both``)."""
+    effects = [k for k in curves if curves[k]]
+    fig, axes = _grid(len(effects))
+    for ax, key in zip(axes, effects):
+        for sig, rows in curves[key].items():
+            if not rows:
+                continue
+            r = np.array([x["renders"] for x in rows], float)
+            v = np.array([x["val_loss"] for x in rows], float)
+            ax.plot(r, v / v[0], "o-", ms=3, color=SIGNAL_COLORS.get(sig, "k"), label=sig)
+        ax.axhline(1.0, color="k", lw=0.5, ls=":")
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_title(key, fontsize=8)
+        ax.set_xlabel("training renders")
+    for ax in axes[len(effects) :]:
+        ax.set_visible(False)
+    if effects:
+        axes[0].set_ylabel("val loss / start")
+        axes[0].legend(fontsize=7)
+    fig.suptitle("SPSA budget: validation audio loss against renders (relative to the start)", fontsize=9)
+    return fig
