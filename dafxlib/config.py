@@ -154,8 +154,10 @@ class SweepConfig:
     betas: tuple[float, ...] = _c((1e-4, 0.005, 0.05, 2.0), min=0.0, nonempty=True)
     latent_dims: tuple[int, ...] = _c((16, 32), min=1, nonempty=True)
     modes: tuple[str, ...] = _c(("joint", "siamese"), choices=("joint", "siamese"), nonempty=True)
-    #: equal to vae.epochs so notebook 02's run is reused as one of the sweep's
-    epochs: int = _c(14, min=1)
+    #: epochs after which the configurations are compared (half of vae.epochs: the sweep ranks
+    #: them); the selected one is then continued to vae.epochs, or notebook 02's run is reused
+    #: when it is that configuration (dafxlib.betavae.final_run)
+    epochs: int = _c(7, min=1)
     #: held-out examples per effect used for probes / MI
     n_probe_per_effect: int = _c(100, min=1)
     #: "staged": every beta with modes[0] at ``base_latent_dim``, then the other modes at the

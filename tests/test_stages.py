@@ -11,6 +11,7 @@ import pytest
 from dafxlib import evaluation as ev
 from dafxlib.config import get_profile
 from dafxlib.effects.base import Effect, ParamSpec
+from dafxlib.errors import ConfigError
 from dafxlib.pairs import Examples
 
 SR, HALF = 16_000, 8_000
@@ -118,3 +119,15 @@ def test_tiny_vae_training_run_lowers_its_losses(tmp_path, monkeypatch):
     assert val_loss.iloc[-1] < 0.8 * val_loss.iloc[0], val_loss.to_dict()
     z = run.encoder.embed(x[:8], sets["drive"].y[:8])
     assert z.shape == (8, 4) and np.all(np.isfinite(z))
+    # a shorter run continued to 6 epochs is the 6-epoch run itself (the sweep's final training)
+    cfg3 = {**run.config, "epochs": 3}
+    other = dict(run.config, epochs=6)
+    monkeypatch.setenv("DAFX_BUILD_DIR", str(tmp_path / "build2"))  # a fresh build: nothing to reuse
+    short2 = betavae.train_vae(prof, data, cfg3, progress=False)
+    continued = betavae.train_vae(prof, data, other, progress=False, continue_from=short2)
+    assert continued.fit.resumed and not continued.fit.reused
+    assert len(pd.DataFrame(continued.fit.history).dropna(subset=["val_loss"]).groupby("epoch")) == 6
+    for k, v in run.module.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), continued.module.state_dict()[k].numpy(), err_msg=k)
+    with pytest.raises(ConfigError, match="not a shorter run"):
+        betavae.train_vae(prof, data, dict(other, beta=0.5), progress=False, continue_from=short2)

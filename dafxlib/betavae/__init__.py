@@ -24,7 +24,7 @@ from .probes import (
     probe,
     reconstruction_stats,
 )
-from .sweep import SELECTION_RULE, SweepResult, run_sweep, save_selected, select_config, sweep_configs
+from .sweep import SELECTION_RULE, SweepResult, final_run, run_sweep, save_selected, select_config, sweep_configs
 from .train import VAERun, config_name, train_vae, vae_config
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "render",
     "run_sweep",
     "save_selected",
+    "final_run",
     "select_config",
     "sweep_configs",
     "train_vae",

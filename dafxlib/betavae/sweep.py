@@ -155,6 +155,25 @@ def run_sweep(profile, data: VAEData, probe_data: ProbeData, *, progress: bool =
     return SweepResult(table, runs, choice1, selected, reason, time.perf_counter() - t0)
 
 
+def final_run(profile, data: VAEData, probe_data: ProbeData, sweep: SweepResult, *, progress: bool = False):
+    """The selected configuration trained for ``vae.epochs``; returns (run, its metrics).
+
+    The sweep compares configurations after ``sweep.epochs`` (half of notebook 02's training in
+    the default profile: ranking them is what the sweep is for); the one it selects is then
+    continued from its last checkpoint to ``vae.epochs`` (:func:`train_vae` ``continue_from``:
+    the same weights as a from-scratch run of that length, tested), or, when it is notebook 02's
+    own configuration, notebook 02's finished run is reused. Its metrics are measured again.
+    """
+    sel = sweep.runs[sweep.selected]
+    want = int(profile.vae.epochs)
+    if int(sel.config["epochs"]) >= want:
+        return sel, {k: v for k, v in sweep.table.loc[sweep.selected].items()}
+    cfg = {**sel.config, "epochs": want}
+    start = sel if cfg.get("lr_schedule") == "constant" else None
+    run = train_vae(profile, data, cfg, progress=progress, continue_from=start)
+    return run, evaluate_run(run, data, probe_data, seed=profile.seed)
+
+
 def save_selected(profile, run: VAERun, metrics: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """Write the selected encoder and ``selected_model.json`` (read by load_selected_encoder)."""
     from ..models.encoder import SELECTED_CKPT, SELECTED_JSON

@@ -12,6 +12,32 @@ from ..seeding import derive_seed
 from .data import VAEData
 
 
+def _start_from(run_dir, earlier: VAERun, cfg: Mapping[str, Any]) -> None:
+    """Seed ``run_dir`` with ``earlier``'s last checkpoint and log (see ``continue_from``)."""
+    import shutil
+
+    from ..training import LAST, LOG_CSV, RUN_JSON
+
+    same = {k: v for k, v in earlier.config.items() if k != "epochs"} == {k: v for k, v in cfg.items() if k != "epochs"}
+    if not same or int(earlier.config["epochs"]) > int(cfg["epochs"]):
+        raise ConfigError(
+            f"continue_from: run {earlier.name} ({earlier.config['epochs']} epochs) is not a shorter run of this configuration"
+        )
+    if cfg.get("lr_schedule") != "constant":
+        raise ConfigError("continue_from needs lr_schedule='constant' (a cosine schedule depends on the total epochs)")
+    if (run_dir / RUN_JSON).exists() or (run_dir / LAST).exists():
+        return  # this run was started (or finished) before: fit resumes or reuses it
+    src = earlier.fit.run_dir
+    if not (src / LAST).exists():
+        raise ConfigError(f"continue_from: {src} holds no {LAST} to continue from")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (LAST, LOG_CSV):
+        if (src / name).exists():
+            tmp = run_dir / f".{name}.tmp"
+            shutil.copyfile(src / name, tmp)
+            tmp.replace(run_dir / name)
+
+
 def vae_config(profile, **changes: Any) -> dict[str, Any]:
     """The VAE training configuration of a profile (``profile.vae``) with ``changes`` applied."""
     v = profile.vae
@@ -67,8 +93,16 @@ def train_vae(
     *,
     progress: bool = True,
     accelerator: str | None = None,
+    continue_from: VAERun | None = None,
 ) -> VAERun:
-    """Train (or reuse) one VAE configuration on ``data``; returns the run with its encoder."""
+    """Train (or reuse) one VAE configuration on ``data``; returns the run with its encoder.
+
+    ``continue_from``: a finished run of the same configuration with fewer epochs; a new run
+    starts from its last checkpoint instead of from scratch. The first epochs of a run do not
+    depend on how many follow (same initial weights, per-epoch shuffles, beta warm-up and a
+    constant learning rate), so the result equals a from-scratch run of ``cfg["epochs"]``
+    (tested); a cosine learning rate, which depends on the total, is refused.
+    """
     from ..models.encoder import AudioEncoder
     from ..models.vae import VAEModule
     from ..training import fit, make_loader, resolve_device, trainer_options
@@ -104,6 +138,8 @@ def train_vae(
     from ..training import config_hash
 
     run_dir = paths.build_dir(profile.name) / "runs" / "vae" / f"{name}_{config_hash(ident)}"
+    if continue_from is not None:
+        _start_from(run_dir, continue_from, cfg)
     train_loader = make_loader(data.train_ds, cfg["batch_size"], seed=profile.seed, drop_last=False)
     val_loader = make_loader(data.val_ds, 64, seed=profile.seed, shuffle=False)
     res = fit(
