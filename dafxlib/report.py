@@ -2,27 +2,29 @@
 
 ``python -m dafxlib.report --profile smoke [--allow-missing] [--no-pdf]``
 
-Placeholder syntax (double braces, spaces optional):
+Templates are jinja2 templates (Markdown, no autoescaping, undefined names are errors) that
+call these functions (strings in double or single quotes):
 
-- ``{{ num:KEY }}`` or ``{{ num:KEY | FMT }}``: one number from numbers.json; FMT is a
+- ``{{ num("KEY") }}`` or ``{{ num("KEY", "FMT") }}``: one number from numbers.json; FMT is a
   Python format spec (``.3f``, ``d``, ``.1%``, ``,.0f``); default: integers as they are,
   other numbers with 3 significant digits.
-- ``{{ fig:NAME }}`` or ``{{ fig:NAME | caption }}``: one figure (``figures/NAME.png``).
-- ``{{ figs:NN }}``: every figure of notebook NN not placed by a ``fig:`` placeholder.
-- ``{{ table:NAME }}`` / ``{{ table:NAME | ARG }}``: a table generated from numbers.json:
+- ``{{ fig("NAME") }}`` or ``{{ fig("NAME", "caption") }}``: one figure (``figures/NAME.png``).
+- ``{{ figs("NN") }}``: every figure of notebook NN not placed by ``fig``.
+- ``{{ table("NAME") }}`` / ``{{ table("NAME", "ARG") }}``: a table generated from numbers.json:
   ``eval_<metric>`` (effects x corpora, cells "controller / do-nothing / random / ITO / ITO amortised / oracle";
   ARG = comma-separated methods), ``eval_wins``, ``eval_seen_unseen`` (ARG = metric),
   ``eval_cost``, ``prefix:PREFIX`` (every number under a key prefix), ``notebook:NN``
-  (every number notebook NN recorded), ``provenance`` (notebook wall times).
-- ``{{ text:NN_name }}``: a Markdown fragment a notebook wrote with :func:`write_fragment`
+  (every number notebook NN recorded), ``provenance`` (notebook wall times),
+  ``appendix`` (every number of the run grouped by notebook, each group a collapsible
+  ``<details>`` block: collapsed in the HTML, plain tables in Markdown and PDF).
+- ``{{ text("NN_name") }}``: a Markdown fragment a notebook wrote with :func:`write_fragment`
   (e.g. a discussion whose sentences depend on the results; its numbers come from code).
-- ``{{ meta:profile }}``, ``{{ meta:seed }}``, ``{{ meta:commit }}``, ``{{ meta:date }}``,
-  ``{{ meta:effects }}`` (the effect set that made the run: ``effects.set`` in numbers.json).
-- ``{{ include:NAME }}``: the file ``report/NAME.md`` inlined and rendered the same way (its
-  placeholders, figures and numbering join the report's); a short note if the file is absent.
-- ``{{ ref:NAME }}``: "Figure N", the number the figure ``NAME`` gets where it is placed.
-- ``{{ table:appendix }}``: every number of the run grouped by notebook, each group a
-  collapsible ``<details>`` block (collapsed in the HTML, plain tables in Markdown and PDF).
+- ``{{ meta("profile") }}``, ``meta("seed")``, ``meta("commit")``, ``meta("date")``,
+  ``meta("effects")`` (the effect set that made the run: ``effects.set`` in numbers.json).
+- ``{{ include("NAME") }}``: the file ``report/NAME.md`` rendered in place (its placeholders,
+  figures and numbering join the report's); a short note if the file is absent.
+- ``{{ ref("NAME") }}``: "Figure N", the number the figure ``NAME`` gets where it is placed
+  (also before it: the first of two passes records where every figure goes).
 
 Figures are numbered in order of appearance; a ``fig:`` caption becomes "Figure N: caption".
 
@@ -63,7 +65,6 @@ from .errors import MissingArtifactError
 from .evaluation.methods import METHODS as METHOD_ORDER
 
 MISSING_MARKER = "MISSING: run notebook"
-PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z]+)\s*:\s*([^|}]+?)\s*(?:\|\s*([^}]*?)\s*)?\}\}")
 NOTEBOOKS = {
     "01": "01_data",
     "02": "02_vae_training",
@@ -91,7 +92,6 @@ KEY_STAGE = {
     "eval": "06",
     "study": "06",
 }
-INCLUDE_RE = re.compile(r"\{\{\s*include\s*:\s*([a-z0-9_]+)\s*\}\}")
 #: the heading that starts the appendix (the body before it is what a reader reads)
 APPENDIX_HEADING = "## Appendix"
 TABLE_METHODS = ("controller", "do_nothing", "random", "ito", "ito_amortised", "oracle")
@@ -392,101 +392,165 @@ def _meta(src: Sources, key: str) -> str | None:
     raise ValueError(f"unknown meta key {key!r} (profile, seed, commit, effects, date)")
 
 
-def expand_includes(text: str, base: Path | None = None, depth: int = 0) -> str:
-    """Replace each ``{{ include:NAME }}`` by ``base/NAME.md`` (default: the template's folder),
-    or by a one-line note when that file does not exist."""
-    base = base or template_path().parent
-    if depth > 3:
-        raise ValueError("include nesting deeper than 3 (an include includes itself?)")
+#: the functions a template may call, ``{{ num("eval.cells", "d") }}`` (see the module docstring)
+TEMPLATE_FUNCTIONS: tuple[str, ...] = ("num", "fig", "figs", "ref", "table", "text", "meta", "include")
+#: one placeholder, ``{{ ... }}`` (used to strip them when checking a template's prose)
+PLACEHOLDER_RE = re.compile(r"\{\{.*?\}\}", re.S)
+_MAX_INCLUDE_DEPTH = 3
 
-    def sub(m: re.Match) -> str:
-        path = base / f"{m.group(1)}.md"
+
+class _Render:
+    """One pass over a template: each placeholder function either records what it was asked
+    for (``record=True``: the first pass, which learns where figures are placed) or writes it."""
+
+    def __init__(
+        self,
+        src: Sources | None,
+        base: Path,
+        *,
+        figure_ref: Callable[[str, Path, str], str] | None = None,
+        calls: list[tuple[str, str]] | None = None,
+    ):
+        import jinja2
+
+        self.src, self.base, self.figure_ref = src, base, figure_ref
+        self.record = figure_ref is None
+        self.calls: list[tuple[str, str]] = []
+        self.missing: list[Missing] = []
+        self.depth = 0
+        prior = calls or []
+        self.placed = {w for k, w in prior if k == "fig"}
+        self.number = {name: i + 1 for i, name in enumerate(self._order(prior))}
+        # templates are Markdown, not HTML: no autoescaping; an unknown name is an error, not ""
+        self.env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self.env.globals.update({f: getattr(self, "_" + f) for f in TEMPLATE_FUNCTIONS})
+
+    def _order(self, calls: list[tuple[str, str]]) -> list[str]:
+        """Figure names in the order the report shows them (``fig`` and ``figs``)."""
+        figures = self.src.figures if self.src is not None else {}
+        order: list[str] = []
+        for kind, what in calls:
+            if kind == "fig" and what in figures and what not in order:
+                order.append(what)
+            elif kind == "figs":
+                order += sorted(
+                    n for n in figures if n.startswith(what + "_") and n not in self.placed and n not in order
+                )
+        return order
+
+    def run(self, text: str, name: str = "template") -> str:
+        import jinja2
+
+        try:
+            return self.env.from_string(text).render()
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"malformed placeholder in {name}, line {exc.lineno}: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            raise ValueError(
+                f"{name}: {exc.message}; placeholders call {', '.join(TEMPLATE_FUNCTIONS)} (see dafxlib.report)"
+            ) from None
+
+    def _gap(self, kind: str, what: str, stage: str | None) -> str:
+        self.missing.append(Missing(kind, what, stage))
+        return self.missing[-1].marker()
+
+    def _seen(self, kind: str, what: str) -> bool:
+        """Record the call; True when this is the recording pass (write nothing)."""
+        self.calls.append((kind, what))
+        return self.record
+
+    def _num(self, key: str, fmt: str | None = None) -> str:
+        if self._seen("num", key):
+            return ""
+        assert self.src is not None
+        if key not in self.src.numbers:
+            return self._gap("num", key, _stage_of_key(key))
+        return format_number(self.src.numbers[key], fmt)
+
+    def _figure(self, name: str, caption: str) -> str:
+        assert self.src is not None and self.figure_ref is not None
+        return self.figure_ref(name, self.src.figures[name], f"Figure {self.number[name]}: {caption}")
+
+    def _fig(self, name: str, caption: str | None = None) -> str:
+        if self._seen("fig", name):
+            return ""
+        assert self.src is not None
+        if name not in self.src.figures:
+            return self._gap("fig", name, name[:2])
+        return self._figure(name, caption or _caption(name))
+
+    def _figs(self, nn: str) -> str:
+        if self._seen("figs", nn):
+            return ""
+        assert self.src is not None
+        names = [n for n in self.src.figures if n.startswith(nn + "_") and n not in self.placed]
+        if not names and not any(n.startswith(nn + "_") for n in self.src.figures):
+            return self._gap("figs", nn, nn[:2])
+        return "\n\n".join(self._figure(n, _caption(n)) for n in sorted(names))
+
+    def _ref(self, name: str) -> str:
+        if self._seen("ref", name):
+            return ""
+        if name not in self.number:
+            return self._gap("fig", name, name[:2])
+        return f"Figure {self.number[name]}"
+
+    def _table(self, name: str, arg: str | None = None) -> str:
+        if self._seen("table", name):
+            return ""
+        assert self.src is not None
+        table = render_table(self.src, name, arg)
+        if table is None:
+            return self._gap("table", name + (f" | {arg}" if arg else ""), _table_stage(name))
+        return table
+
+    def _text(self, name: str) -> str:
+        if self._seen("text", name):
+            return ""
+        assert self.src is not None
+        frag = fragments_dir(self.src.profile) / f"{name}.md"
+        if not frag.exists():
+            return self._gap("text", name, name[:2])
+        return frag.read_text().strip()
+
+    def _meta(self, key: str) -> str:
+        if self._seen("meta", key):
+            return ""
+        assert self.src is not None
+        v = _meta(self.src, key)
+        return self._gap("meta", key, None) if v is None else v
+
+    def _include(self, name: str) -> str:
+        """``base/NAME.md`` rendered in place (its figures join the numbering), or a short note."""
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError(f"include name {name!r} must be lower-case letters, digits and underscores")
+        path = self.base / f"{name}.md"
         if not path.exists():
             return f"*({path.name} is not present in this checkout: section omitted.)*"
-        return expand_includes(_front_matter(path.read_text())[1].strip(), base, depth + 1)
-
-    return INCLUDE_RE.sub(sub, text)
-
-
-def figure_order(text: str, src: Sources) -> list[str]:
-    """Figure names in the order the rendered report shows them (``fig:`` and ``figs:``)."""
-    placed = {m.group(2).strip() for m in PLACEHOLDER_RE.finditer(text) if m.group(1) == "fig"}
-    order: list[str] = []
-    for m in PLACEHOLDER_RE.finditer(text):
-        kind, what = m.group(1), m.group(2).strip()
-        if kind == "fig" and what in src.figures and what not in order:
-            order.append(what)
-        elif kind == "figs":
-            order += sorted(n for n in src.figures if n.startswith(what + "_") and n not in placed and n not in order)
-    return order
+        if self.depth >= _MAX_INCLUDE_DEPTH:
+            raise ValueError(f"include nesting deeper than {_MAX_INCLUDE_DEPTH} (an include includes itself?)")
+        self.depth += 1
+        try:
+            return self.run(_front_matter(path.read_text())[1].strip(), path.name)
+        finally:
+            self.depth -= 1
 
 
 def render(
     text: str, src: Sources, *, figure_ref: Callable[[str, Path, str], str], include_dir: Path | None = None
 ) -> tuple[str, list[Missing]]:
-    """Fill every placeholder of ``text``; returns (markdown, missing items); each missing
-    item is replaced by its visible marker (the caller decides whether to fail).
+    """Fill every placeholder of ``text`` (a jinja2 template; the functions of
+    :data:`TEMPLATE_FUNCTIONS`); returns (markdown, missing items); each missing item is
+    replaced by its visible marker (the caller decides whether to fail).
 
-    ``figure_ref(name, png_path, caption) -> str`` writes one figure (link or embedded); the
-    caption it gets starts with "Figure N:"."""
-    missing: list[Missing] = []
-    text = expand_includes(text, include_dir)
-    placed = {m.group(2).strip() for m in PLACEHOLDER_RE.finditer(text) if m.group(1) == "fig"}
-    number = {name: i + 1 for i, name in enumerate(figure_order(text, src))}
-
-    def fig(name: str, caption: str) -> str:
-        return figure_ref(name, src.figures[name], f"Figure {number[name]}: {caption}")
-
-    def sub(m: re.Match) -> str:
-        kind, what, arg = m.group(1), m.group(2).strip(), (m.group(3) or "").strip() or None
-        if kind == "num":
-            if what not in src.numbers:
-                missing.append(Missing("num", what, _stage_of_key(what)))
-                return missing[-1].marker()
-            return format_number(src.numbers[what], arg)
-        if kind == "fig":
-            if what not in src.figures:
-                missing.append(Missing("fig", what, what[:2]))
-                return missing[-1].marker()
-            return fig(what, arg or _caption(what))
-        if kind == "figs":
-            names = [n for n in src.figures if n.startswith(what + "_") and n not in placed]
-            if not names and not any(n.startswith(what + "_") for n in src.figures):
-                missing.append(Missing("figs", what, what[:2]))
-                return missing[-1].marker()
-            return "\n\n".join(fig(n, _caption(n)) for n in sorted(names))
-        if kind == "ref":
-            if what not in number:
-                missing.append(Missing("fig", what, what[:2]))
-                return missing[-1].marker()
-            return f"Figure {number[what]}"
-        if kind == "table":
-            table = render_table(src, what, arg)
-            if table is None:
-                missing.append(Missing("table", what + (f" | {arg}" if arg else ""), _table_stage(what)))
-                return missing[-1].marker()
-            return table
-        if kind == "text":
-            frag = fragments_dir(src.profile) / f"{what}.md"
-            if not frag.exists():
-                missing.append(Missing("text", what, what[:2]))
-                return missing[-1].marker()
-            return frag.read_text().strip()
-        if kind == "meta":
-            v = _meta(src, what)
-            if v is None:
-                missing.append(Missing("meta", what, None))
-                return missing[-1].marker()
-            return v
-        raise ValueError(
-            f"unknown placeholder kind {kind!r} in {m.group(0)!r} (num, fig, figs, ref, table, text, meta, include)"
-        )
-
-    out = PLACEHOLDER_RE.sub(sub, text)
-    leftover = re.findall(r"\{\{.*?\}\}", out)
-    if leftover:
-        raise ValueError(f"malformed placeholder(s) {leftover[:5]}; see dafxlib.report for the syntax")
-    return out, missing
+    Two passes: the first records where each figure is placed (a ``ref`` may point forward),
+    the second writes. ``figure_ref(name, png_path, caption) -> str`` writes one figure (link or
+    embedded); the caption it gets starts with "Figure N:"."""
+    base = include_dir or template_path().parent
+    first = _Render(src, base)
+    first.run(text)
+    second = _Render(src, base, figure_ref=figure_ref, calls=first.calls)
+    return second.run(text), second.missing
 
 
 def missing_error(missing: list[Missing], profile: str) -> MissingArtifactError:
@@ -637,13 +701,15 @@ def build_report(
 
 
 def references(text: str, include_dir: Path | None = None) -> dict[str, list[str]]:
-    """Every placeholder of a template by kind (``num``, ``fig``, ``figs``, ``ref``, ``table``, ``text``,
-    ``meta``); with ``include_dir``, included files count too."""
+    """Every placeholder of a template by kind (``num``, ``fig``, ``figs``, ``ref``, ``table``,
+    ``text``, ``meta``), in order; with ``include_dir``, included files count too."""
+    rec = _Render(None, include_dir or Path("/nonexistent-include-dir"))
+    if include_dir is None:
+        rec.env.globals["include"] = lambda name: ""
+    rec.run(text)
     out: dict[str, list[str]] = {}
-    if include_dir is not None:
-        text = expand_includes(text, include_dir)
-    for m in PLACEHOLDER_RE.finditer(text):
-        out.setdefault(m.group(1), []).append(m.group(2).strip())
+    for kind, what in rec.calls:
+        out.setdefault(kind, []).append(what)
     return out
 
 

@@ -57,6 +57,7 @@ def synthetic_results(n: int = 6) -> ev.EvalResults:
                             "lufs": b,
                             "pesq": 4.5 - b if corpus == "speech" else np.nan,
                             "param_mae": np.nan if method == "do_nothing" else 0.3 * b,
+                            "param_mae_id": np.nan if method == "do_nothing" else 0.25 * b,
                             "excluded": "",
                             "silent_estimate": False,
                             "render_failed": False,
@@ -187,7 +188,7 @@ def test_paper_structure_numbered_figures_and_appendix(fake_run):
         assert re.search(r"^\*Figure \d+: ", stage, re.M)
     numbers = [int(n) for n in re.findall(r"^\*Figure (\d+): ", md, re.M)]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 10
-    ref = re.search(r"(Figure \d+) shows, per effect", body).group(1)  # {{ ref:05_quality }}
+    ref = re.search(r"(Figure \d+) shows, per effect", body).group(1)  # {{ ref("05_quality") }}
     assert re.search(rf"^\*{ref}: Smoothness", body, re.M)
     assert len(re.findall(r"<figcaption>Figure \d+: ", html)) == len(numbers)
     # every number in the appendix, one collapsible block per notebook; none of them as rows in the body
@@ -204,7 +205,7 @@ def test_include_inlines_a_section_or_notes_its_absence(fake_run, tmp_path):
     tdir = tmp_path / "tpl"
     tdir.mkdir()
     (tdir / "t.md").write_text(
-        "# T\n\n{{ fig:06_eval_cost | cost }}\n\n{{ include:extra }}\n\nSee {{ ref:06_eval_wins }}.\n"
+        "# T\n\n{{ fig('06_eval_cost', 'cost') }}\n\n{{ include('extra') }}\n\nSee {{ ref('06_eval_wins') }}.\n"
     )
 
     def build(**kw):
@@ -212,12 +213,14 @@ def test_include_inlines_a_section_or_notes_its_absence(fake_run, tmp_path):
 
     md = build(allow_missing=True)[0].read_text()
     assert "extra.md is not present" in md and report.MISSING_MARKER in md  # the ref names an absent figure
-    (tdir / "extra.md").write_text("## Extra\n\nCells: {{ num:eval.cells | d }}.\n\n{{ fig:06_eval_wins | wins }}\n")
+    (tdir / "extra.md").write_text(
+        "## Extra\n\nCells: {{ num('eval.cells', 'd') }}.\n\n{{ fig('06_eval_wins', 'wins') }}\n"
+    )
     md = build()[0].read_text()
     numbers = provenance.load_numbers("smoke")
     assert f"Cells: {numbers['eval.cells']}." in md and "*Figure 2: wins*" in md and "See Figure 2." in md
     assert "*Figure 1: cost*" in md
-    (tdir / "extra.md").write_text("{{ num:study.not_there }}\n")
+    (tdir / "extra.md").write_text("{{ num('study.not_there') }}\n")
     with pytest.raises(MissingArtifactError, match="06_evaluation"):  # study.* numbers come from notebook 06
         build()
 
@@ -248,7 +251,9 @@ def test_generated_tables_and_formats(fake_run):
     assert report.render_table(src, "eval_pesq", None).count("music") == 0  # PESQ: speech only
     assert "beats do-nothing" in report.render_table(src, "eval_wins", None)
     text, missing = report.render(
-        "{{ num:eval.cells | d }} / {{num:eval.speech.delay.oracle.mrstft|.2f}}", src, figure_ref=lambda *a: ""
+        "{{ num('eval.cells', 'd') }} / {{num(\"eval.speech.delay.oracle.mrstft\",'.2f')}}",
+        src,
+        figure_ref=lambda *a: "",
     )
     assert not missing and text == f"6 / {src.numbers['eval.speech.delay.oracle.mrstft']:.2f}"
 
@@ -286,6 +291,16 @@ def test_pdf_is_skipped_cleanly_without_pandoc(fake_run, monkeypatch):
     outs = report.build_report("smoke", pdf=True, log=logs.append)
     assert [p.suffix for p in outs] == [".md", ".html"]
     assert any("PDF skipped" in s for s in logs)
+
+
+def test_template_errors_name_the_line_and_the_functions(fake_run):
+    src = report.Sources.load("smoke")
+    with pytest.raises(ValueError, match="malformed placeholder in template, line 2"):
+        report.render("ok\n{{ num:eval.cells }}", src, figure_ref=lambda *a: "")
+    with pytest.raises(ValueError, match="placeholders call num, fig"):
+        report.render("{{ nmu('eval.cells') }}", src, figure_ref=lambda *a: "")
+    with pytest.raises(ValueError, match="include name"):
+        report.render("{{ include('../etc/passwd') }}", src, figure_ref=lambda *a: "")
 
 
 def test_cli(fake_run, capsys):
