@@ -13,10 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """Run ``run_notebooks --profile smoke`` once; return (returncode, output, out_dir)."""
-    base = tmp_path_factory.mktemp("smoke")
+def run_profile(base: Path, profile: str, sets: dict | None = None, timeout: float = 1200):
+    """Run ``run_notebooks --profile PROFILE [--set k=v ...]`` with its build and output folders
+    under ``base``; return (returncode, output, out_dir, build_dir)."""
     env = dict(
         os.environ,
         DAFX_BUILD_DIR=str(base / "build"),
@@ -24,12 +23,25 @@ def smoke_run(tmp_path_factory):
         MPLBACKEND="Agg",
         PYTHONHASHSEED="0",
     )
+    args = [f"--set={k}={v}" for k, v in (sets or {}).items()]
     proc = subprocess.run(
-        [sys.executable, "-m", "dafxlib.run_notebooks", "--profile", "smoke"],
+        [sys.executable, "-m", "dafxlib.run_notebooks", "--profile", profile, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=timeout,
     )
     return proc.returncode, proc.stdout + proc.stderr, base / "out", base / "build"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Run ``run_notebooks --profile smoke`` once; return (returncode, output, out_dir)."""
+    return run_profile(tmp_path_factory.mktemp("smoke"), "smoke")
+
+
+@pytest.fixture(scope="session")
+def notebook_runner():
+    """:func:`run_profile`, for tests that run the notebooks under another profile or overrides."""
+    return run_profile
