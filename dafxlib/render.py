@@ -645,7 +645,9 @@ class RenderPool:
 
 # ---- shared pools ----------------------------------------------------------------------------
 #: pools :func:`shared_pool` keeps alive at once; the least recently used beyond are closed
-MAX_SHARED_POOLS = 3
+#: one per study effect: a stage that cycles through the nine effects (plane, knobs, scoring) then
+#: finds every pool open instead of starting ~1 s of LV2 worker processes per effect per call
+MAX_SHARED_POOLS = 9
 _SHARED: collections.OrderedDict = collections.OrderedDict()  # key -> (pool, weakref to effect or None)
 _SHARED_LOCK = threading.Lock()
 

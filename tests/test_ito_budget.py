@@ -133,6 +133,20 @@ def test_curve_is_deterministic_within_budget_and_equals_separate_runs():
     assert other["points"] != a["points"]
 
 
+def test_budgets_that_need_the_same_renders_each_get_their_row():
+    """Budgets 3 and 4 both stop after 3 renders of the amortised search (start + 1 generation of
+    2): both are read from that point (a KeyError before)."""
+    es = make_set(3)
+    budgets = (3, 4)
+    assert B.renders_at(3, 2, True) == B.renders_at(4, 2, True)
+    out = B.curve_cell(es, Pool(), Encoder(), 2, budgets=budgets, controller=Truth(es.p, 0.2), seed=1)
+    for start in B.STARTS:
+        got = {r["budget"] for r in out["points"] if r["start"] == start}
+        assert got == set(budgets), (start, got)
+    am = {b: [r["objective"] for r in out["points"] if r["start"] == "ito_amortised" and r["budget"] == b] for b in budgets}
+    assert am[3] == am[4]
+
+
 def test_amortised_start_is_never_worse_than_its_start():
     es = make_set(4, seed=2)
     truth = es.p.astype(np.float64)

@@ -161,13 +161,16 @@ def curve_cell(
         if amortised and p0 is None:
             continue
         for run_budget, reads in search_plan(budgets, n_params, amortised):
-            marks = {renders_at(bb, n_params, amortised): bb for bb in reads}
+            # renders -> every budget read at that point (two budgets can need the same renders)
+            marks: dict[int, list[int]] = {}
+            for bb in reads:
+                marks.setdefault(renders_at(bb, n_params, amortised), []).append(bb)
             got: dict[int, tuple] = {}
             t0 = time.perf_counter()
 
             def keep(renders, bp, by, bf, marks=marks, got=got, t0=t0):
-                if renders in marks:
-                    got[marks[renders]] = (bp.copy(), by.copy(), bf.copy(), renders, time.perf_counter() - t0)
+                for bb in marks.get(renders, ()):
+                    got[bb] = (bp.copy(), by.copy(), bf.copy(), renders, time.perf_counter() - t0)
 
             ito_search(
                 pool,
