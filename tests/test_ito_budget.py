@@ -143,7 +143,10 @@ def test_budgets_that_need_the_same_renders_each_get_their_row():
     for start in B.STARTS:
         got = {r["budget"] for r in out["points"] if r["start"] == start}
         assert got == set(budgets), (start, got)
-    am = {b: [r["objective"] for r in out["points"] if r["start"] == "ito_amortised" and r["budget"] == b] for b in budgets}
+    am = {
+        b: [r["objective"] for r in out["points"] if r["start"] == "ito_amortised" and r["budget"] == b]
+        for b in budgets
+    }
     assert am[3] == am[4]
 
 
