@@ -112,6 +112,29 @@ def _predictor_from_blob(blob: Mapping[str, Any], features: ControllerFeatures |
     return pred
 
 
+def load_checked_blob(profile: Profile, path, encoder: Any = None, what: str = "controller"):
+    """A saved controller blob with the encoder its features need (the selected one when not given):
+    (blob, encoder, feature blocks). An artifact trained on another encoder than the selected one
+    raises MissingArtifactError (re-run notebook 04), or warns for an old artifact without weights' hash."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blocks = tuple(blob.get("feature_blocks", profile.controller.features))
+    if encoder is None and "embedding" in blocks:
+        from ..models.encoder import load_selected_encoder
+
+        encoder = load_selected_encoder(profile)
+    fp = encoder_fingerprint(encoder, profile.data.sample_rate, profile.half_samples) if encoder is not None else "none"
+    stored = blob.get("encoder")
+    if "embedding" in blocks and stored and stored != fp:
+        msg = (
+            f"{what} {path.name} was trained on encoder {stored}, but the selected encoder is {fp}; "
+            f"re-run notebook {MADE_BY} (./run_all.sh --profile {profile.name} --only 04)"
+        )
+        if stored.startswith("w"):
+            raise MissingArtifactError(msg)
+        warnings.warn(msg, stacklevel=3)
+    return blob, encoder, blocks
+
+
 def load_controller(
     profile: Profile | str, effect_key: str, signal: str | None = None, *, encoder: Any = None, level_fn: Any = None
 ) -> ControllerPredictor:
@@ -125,22 +148,7 @@ def load_controller(
     key = effect_key.lower()
     signal = signal or best_signal(profile, key)
     path = paths.require_artifact(profile.name, artifact_name(key, signal), made_by=MADE_BY)
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    blocks = tuple(blob.get("feature_blocks", profile.controller.features))
-    if encoder is None and "embedding" in blocks:
-        from ..models.encoder import load_selected_encoder
-
-        encoder = load_selected_encoder(profile)
-    fp = encoder_fingerprint(encoder, profile.data.sample_rate, profile.half_samples) if encoder is not None else "none"
-    stored = blob.get("encoder")
-    if "embedding" in blocks and stored and stored != fp:
-        msg = (
-            f"controller {path.name} was trained on encoder {stored}, but the selected encoder is {fp}; "
-            f"re-run notebook {MADE_BY} (./run_all.sh --profile {profile.name} --only 04)"
-        )
-        if stored.startswith("w"):
-            raise MissingArtifactError(msg)
-        warnings.warn(msg, stacklevel=2)
+    blob, encoder, blocks = load_checked_blob(profile, path, encoder)
     features = ControllerFeatures(encoder, profile.data.sample_rate, blocks=blocks, level_fn=level_fn)
     return _predictor_from_blob(blob, features)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,7 +38,7 @@ from ..models.controller import ControllerFeatures, ControllerMLP
 from ..pairs import Examples
 from ..seeding import stable_hash
 from ..threads import torch_threads
-from .artifacts import FORMAT_VERSION, MADE_BY, _profile, encoder_fingerprint
+from .artifacts import FORMAT_VERSION, MADE_BY, _profile, encoder_fingerprint, load_checked_blob
 from .data import load_data, make_features
 from .scoring import score
 from .train import audio_loss_fn
@@ -288,22 +287,7 @@ def load_deepafx(
     profile = _profile(profile)
     key = effect_key.lower()
     path = paths.require_artifact(profile.name, artifact_name(key), made_by=MADE_BY)
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    blocks = tuple(blob.get("feature_blocks", profile.controller.features))
-    if encoder is None and "embedding" in blocks:
-        from ..models.encoder import load_selected_encoder
-
-        encoder = load_selected_encoder(profile)
-    fp = encoder_fingerprint(encoder, profile.data.sample_rate, profile.half_samples) if encoder is not None else "none"
-    stored = blob.get("encoder")
-    if "embedding" in blocks and stored and stored != fp:
-        msg = (
-            f"deepafx controller {path.name} was trained on encoder {stored}, but the selected encoder is {fp}; "
-            f"re-run notebook {MADE_BY} (./run_all.sh --profile {profile.name} --only 04)"
-        )
-        if stored.startswith("w"):
-            raise MissingArtifactError(msg)
-        warnings.warn(msg, stacklevel=2)
+    blob, encoder, blocks = load_checked_blob(profile, path, encoder, what="deepafx controller")
     if int(blob["chain"]["sample_rate"]) != profile.data.sample_rate:
         raise MissingArtifactError(
             f"deepafx controller {path.name} was trained at {blob['chain']['sample_rate']} Hz, the profile runs at "
